@@ -1,0 +1,49 @@
+"""Rendering answers for a terminal with rich: the quote, the answering sentence marked, its place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.text import Text
+
+from index.answer import Answer, Passage
+
+NOT_FOUND = "The article does not answer that."
+
+
+def position(passage: Passage) -> str:
+    """Return where a passage stands, e.g. ``"paragraph 4 of 21"``."""
+    return f"paragraph {passage.paragraph} of {passage.paragraphs}"
+
+
+def quote(passage: Passage, style: str = "bold yellow", dim: bool = False) -> Panel:
+    """Return the passage as a panel, its answering sentence in ``style``; the text is never parsed as markup."""
+    text = Text(passage.text, style="dim" if dim else "")
+    for start, end in passage.highlight:
+        text.stylize(style, start, end)
+    return Panel(text, title=position(passage), title_align="left", border_style="dim" if dim else "cyan")
+
+
+def render_answer(answer: Answer, limit: int | None = None) -> RenderableType:
+    """Return the whole reply: the quoted passages, or a plain "not in the article" and the nearest text."""
+    passages = answer.passages[:limit] if limit else answer.passages
+    if not passages:
+        return Text(NOT_FOUND, style="bold")
+    if not answer.found:
+        return Group(
+            Text(NOT_FOUND, style="bold"),
+            Text("The nearest I found:", style="dim"),
+            quote(passages[0], style="bold", dim=True),
+        )
+    return render_passages(passages)
+
+
+def render_passages(passages: Sequence[Passage]) -> RenderableType:
+    """Return quoted passages: the first marked brightly, the others as "also relevant"."""
+    parts: list[RenderableType] = [quote(passages[0])]
+    if len(passages) > 1:
+        parts.append(Text("Also relevant:", style="dim"))
+        parts.extend(quote(p, style="bold", dim=True) for p in passages[1:])
+    return Group(*parts)

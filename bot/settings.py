@@ -1,0 +1,129 @@
+"""Settings: one typed object, read from the environment and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from dotenv import dotenv_values
+
+from index.answer import MAX_K, MIN_SCORE
+from index.config import DEFAULT_MODEL, IndexConfig, default_article, default_data_dir
+from index.errors import CitebotError
+
+T = TypeVar("T")
+
+#: Telegram's own Bot API; python-telegram-bot appends the token to it.
+TELEGRAM_API_URL = "https://api.telegram.org/bot"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything citebot can be told, with defaults that work offline.
+
+    Each field is read from the environment variable named in ``.env.example``;
+    the process environment wins over ``.env``.
+    """
+
+    article: Path = field(default_factory=default_article)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    top_k: int = 3
+    min_score: float = MIN_SCORE
+    log_level: str = "WARNING"
+    telegram_token: str | None = field(default=None, repr=False)
+    telegram_api_url: str = TELEGRAM_API_URL
+    telegram_allowed_users: frozenset[int] = frozenset()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+        """Read settings from ``environ`` (default: ``os.environ``) over the values in ``env_file``.
+
+        Raises:
+            CitebotError: when a value is malformed; the message names the variable.
+        """
+        values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+
+        def get(name: str, parse: Callable[[str], T], default: T) -> T:
+            raw = values.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                return parse(raw)
+            except ValueError as exc:
+                raise CitebotError(f"{name}={raw!r} is not valid: {exc}") from None
+
+        index = IndexConfig(
+            model=get("CITEBOT_MODEL", str, DEFAULT_MODEL),
+            data_dir=get("CITEBOT_DATA_DIR", _path, default_data_dir()),
+            window=get("CITEBOT_WINDOW", _int_in(1, 10), 2),
+            batch_size=get("CITEBOT_BATCH_SIZE", _int_in(1, 1024), 32),
+        )
+        return cls(
+            article=get("CITEBOT_ARTICLE", _path, default_article()),
+            index=index,
+            top_k=get("CITEBOT_TOP_K", _int_in(1, MAX_K), 3),
+            min_score=get("CITEBOT_MIN_SCORE", _float_in(-1.0, 2.0), MIN_SCORE),
+            log_level=get("CITEBOT_LOG_LEVEL", _choice(LOG_LEVELS), "WARNING"),
+            telegram_token=get("TELEGRAM_BOT_TOKEN", str, None),
+            telegram_api_url=get("TELEGRAM_API_URL", _url, TELEGRAM_API_URL),
+            telegram_allowed_users=get("TELEGRAM_ALLOWED_USERS", _user_ids, frozenset()),
+        )
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.upper() not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return raw.upper()
+
+    return parse
+
+
+def _url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return raw
+
+
+def _user_ids(raw: str) -> frozenset[int]:
+    try:
+        return frozenset(int(part) for part in raw.replace(",", " ").split())
+    except ValueError:
+        raise ValueError("expected numeric Telegram user ids separated by commas") from None

