@@ -15,6 +15,7 @@ from index.config import DEFAULT_MODEL, IndexConfig, default_article, default_da
 from index.errors import CitebotError
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 #: Telegram's own Bot API; python-telegram-bot appends the token to it.
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
@@ -81,30 +82,28 @@ def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
 
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+def _number_in(cast: Callable[[str], N], low: N, high: N, kind: str) -> Callable[[str], N]:
+    """Return a parser of ``kind`` numbers (``cast`` of the text) from ``low`` to ``high``."""
+    expected = f"expected {kind} from {low} to {high}"
+
+    def parse(raw: str) -> N:
         try:
-            value = int(raw)
+            value = cast(raw)
         except ValueError:
-            raise ValueError(f"expected a whole number from {low} to {high}") from None
+            raise ValueError(expected) from None
         if not low <= value <= high:
-            raise ValueError(f"expected a whole number from {low} to {high}")
+            raise ValueError(expected)
         return value
 
     return parse
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    return _number_in(int, low, high, "a whole number")
 
 
 def _float_in(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"expected a number from {low} to {high}") from None
-        if not low <= value <= high:
-            raise ValueError(f"expected a number from {low} to {high}")
-        return value
-
-    return parse
+    return _number_in(float, low, high, "a number")
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
