@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 #: Bumped whenever cleaning changes what text comes out, so stored indexes of
 #: the old text are rebuilt.
-CLEANER_VERSION = 1
+CLEANER_VERSION = 2
 
 _SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _INVISIBLE = re.compile(r"[\u00ad\u200b-\u200d\u2060\ufeff]")
@@ -65,10 +65,17 @@ def _ends_sentence(line: str) -> bool:
     return line.endswith(tuple(_TERMINAL))
 
 
-def _continues(line: str) -> bool:
-    """A line that starts in lower case (or with a closing mark) continues the line before it."""
+def _continues(previous: str, line: str) -> bool:
+    """Whether ``line`` carries on the sentence that ``previous`` left open.
+
+    It does when ``previous`` ends mid-sentence and ``line`` starts in lower
+    case or with a closing mark, or with a digit after a line of running text
+    (``"in\n2019"``, the subscript in ``"O\n2"``), not after a headline.
+    """
+    if _ends_sentence(previous):
+        return False
     first = line[0]
-    return first.islower() or first in ",;:)]}%"
+    return first.islower() or first in ",;:)]}%" or (first.isdigit() and len(previous) >= 60)
 
 
 def _is_furniture(line: str) -> bool:
@@ -100,7 +107,7 @@ def _join_block(lines: list[str]) -> list[str]:
         return [" ".join(lines)]
     out: list[str] = []
     for line in lines:
-        if out and not _ends_sentence(out[-1]) and _continues(line):
+        if out and _continues(out[-1], line):
             out[-1] = out[-1] + " " + line
         elif out and out[-1].endswith("-") and line[:1].isalpha():
             out[-1] = out[-1] + line

@@ -78,3 +78,13 @@ def test_html_main_text_is_extracted() -> None:
 def test_cleaning_is_idempotent_on_its_own_output(seed: Article) -> None:
     again = parse_article(seed.text.encode(), name="again.txt")
     assert again.text == seed.text
+
+
+def test_a_line_starting_with_a_digit_continues_running_text_but_not_a_headline() -> None:
+    raw = (
+        "Oxygen is a chemical element that forms the diatomic molecule O\n2 at standard temperature and pressure.\n\n"
+        "Election results\n3 candidates stood for the seat."
+    )
+    paragraphs = clean_text(raw).paragraphs
+    assert paragraphs[0].endswith("forms the diatomic molecule O 2 at standard temperature and pressure.")
+    assert paragraphs[1:] == ("Election results", "3 candidates stood for the seat.")
