@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bot.evaluation import cmd_eval, eval_arguments
 from bot.settings import Settings
 from index.answer import MAX_K, answer, clean_question
 from index.build import BuildReport, open_article
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=_k, metavar="N", help=f"passages to return (1-{MAX_K}; default CITEBOT_TOP_K or 3)")
     ask.add_argument("--json", action="store_true", help="print JSON: one object per question")
     article_option(add("index", cmd_index, "Build or refresh the index of the article and show what it holds."))
+    eval_arguments(add("eval", cmd_eval, "Measure answer quality on a SQuAD-format file."))
     return parser
 
 

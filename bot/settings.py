@@ -70,7 +70,7 @@ class Settings:
             article=get("CITEBOT_ARTICLE", _path, default_article()),
             index=index,
             top_k=get("CITEBOT_TOP_K", _int_in(1, MAX_K), 3),
-            min_score=get("CITEBOT_MIN_SCORE", _float_in(-1.0, 2.0), MIN_SCORE),
+            min_score=get("CITEBOT_MIN_SCORE", _float_in(0.0, 1.0), MIN_SCORE),
             log_level=get("CITEBOT_LOG_LEVEL", _choice(LOG_LEVELS), "WARNING"),
             telegram_token=get("TELEGRAM_BOT_TOKEN", str, None),
             telegram_api_url=get("TELEGRAM_API_URL", _url, TELEGRAM_API_URL),

@@ -18,12 +18,11 @@ from index.retrieve import Ranking, Retriever
 MAX_QUESTION_CHARS = 1000
 #: How many passages may be asked for at once.
 MAX_K = 20
-#: Default cut-off of :func:`answerability`, measured on the bundled article's
-#: questions (answerable ones score 0.47 and up, off-topic ones 0.32 and below;
-#: ``python benchmarks/seed.py`` prints them).
-MIN_SCORE = 0.40
-#: How much the share of question words found in the article adds to the cosine.
-COVERAGE_WEIGHT = 0.15
+#: Default cut-off of :func:`answerability`, a probability: the decision model
+#: (``index/ranker.py``) was fitted with balanced classes, so 0.5 is where a
+#: question from the article and one from elsewhere are equally likely
+#: (``python benchmarks/seed.py`` and ``citebot eval`` measure it).
+MIN_SCORE = 0.5
 
 
 @dataclass(frozen=True)
@@ -110,8 +109,8 @@ def clean_question(question: str) -> str:
 
 
 def answerability(ranking: Ranking) -> float:
-    """Return how likely the article is to answer the question: best cosine plus word coverage."""
-    return ranking.best_sentence_cosine + COVERAGE_WEIGHT * ranking.term_coverage
+    """Return the probability that the article answers the question (see :mod:`index.ranker`)."""
+    return ranking.answerability
 
 
 def answer(retriever: Retriever, question: str, k: int = 3, min_score: float = MIN_SCORE) -> Answer:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from index.background import background_vectors, measure
 from index.chunk import make_chunks, split_sentences
 from index.config import IndexConfig
 from index.embed import Embedder
@@ -36,7 +37,7 @@ class BuildReport:
 
 
 def build_index(article: Article, embedder: Embedder, config: IndexConfig) -> ArticleIndex:
-    """Split ``article`` into sentences and chunks and embed both; nothing is written to disk."""
+    """Split ``article`` into sentences and chunks, embed both and measure the background; nothing is written."""
     sentences = split_sentences(article)
     chunks = make_chunks(sentences, config.window)
     texts = [article.text[c.start : c.end] for c in chunks] + [article.text[s.start : s.end] for s in sentences]
@@ -56,6 +57,7 @@ def build_index(article: Article, embedder: Embedder, config: IndexConfig) -> Ar
         chunk_vectors=flat_index(vectors[: len(chunks)]),
         sentence_vectors=flat_index(vectors[len(chunks) :]),
         manifest=manifest,
+        background=measure(vectors, background_vectors(embedder)),
     )
 
 

@@ -74,6 +74,8 @@ class Embedder:
                 f"set CITEBOT_MODEL to {DEFAULT_MODEL!r}, a local model directory, or a model you can download"
             ) from None
         self.dimension = int(self._model.get_embedding_dimension())
+        #: The default of :meth:`encode`'s ``progress``; ``False`` silences every bar (``citebot eval`` has its own).
+        self.progress: bool | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -88,6 +90,7 @@ class Embedder:
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        progress = self.progress if progress is None else progress
         show = len(texts) > PROGRESS_THRESHOLD if progress is None else progress
         vectors = self._model.encode(
             texts,

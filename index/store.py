@@ -24,12 +24,13 @@ from typing import Any
 import faiss
 import numpy as np
 
+from index.background import Background, questions_fingerprint
 from index.chunk import Chunk, Sentence
 from index.errors import IndexCorruptError
 from index.ingest import Article
 
 #: Bumped when the layout of a stored index changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 MANIFEST = "manifest.json"
 ARTICLE = "article.json"
@@ -51,6 +52,7 @@ class ArticleIndex:
         chunk_vectors: a faiss inner-product index, one unit vector per chunk.
         sentence_vectors: a faiss inner-product index, one unit vector per sentence.
         manifest: what the index was built from and how (see :func:`index_key`).
+        background: how close unrelated questions come to this article (see :mod:`index.background`).
     """
 
     article: Article
@@ -59,6 +61,7 @@ class ArticleIndex:
     chunk_vectors: faiss.Index
     sentence_vectors: faiss.Index
     manifest: dict[str, Any] = field(default_factory=dict)
+    background: Background = field(default_factory=Background)
 
 
 def index_key(article: Article, model_fingerprint: str, window: int) -> dict[str, Any]:
@@ -68,6 +71,7 @@ def index_key(article: Article, model_fingerprint: str, window: int) -> dict[str
         "article": article.fingerprint,
         "model": model_fingerprint,
         "window": window,
+        "background_questions": questions_fingerprint(),
     }
 
 
@@ -123,7 +127,8 @@ def save_index(index: ArticleIndex, directory: Path) -> None:
         faiss.write_index(index.chunk_vectors, str(tmp / CHUNK_VECTORS))
         faiss.write_index(index.sentence_vectors, str(tmp / SENTENCE_VECTORS))
         files = {name: _sha256(tmp / name) for name in (ARTICLE, CHUNK_VECTORS, SENTENCE_VECTORS)}
-        manifest = {**index.manifest, "files": files}
+        background = {"mean": index.background.mean, "std": index.background.std}
+        manifest = {**index.manifest, "background": background, "files": files}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
         for name in (*files, MANIFEST):
             with (tmp / name).open("rb") as handle:
@@ -198,13 +203,14 @@ def load_index(directory: Path, key: dict[str, Any]) -> ArticleIndex | None:
         )
         sentences = [Sentence(*map(int, row)) for row in payload["sentences"]]
         chunks = [Chunk(*map(int, row)) for row in payload["chunks"]]
+        background = Background(float(manifest["background"]["mean"]), float(manifest["background"]["std"]))
         chunk_vectors = faiss.read_index(str(directory / CHUNK_VECTORS))
         sentence_vectors = faiss.read_index(str(directory / SENTENCE_VECTORS))
     except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
         raise IndexCorruptError(f"unreadable ({exc.__class__.__name__}: {str(exc)[:80]})") from None
     if chunk_vectors.ntotal != len(chunks) or sentence_vectors.ntotal != len(sentences):
         raise IndexCorruptError("vector counts do not match the chunks")
-    return ArticleIndex(article, sentences, chunks, chunk_vectors, sentence_vectors, manifest)
+    return ArticleIndex(article, sentences, chunks, chunk_vectors, sentence_vectors, manifest, background)
 
 
 def prune_stale(data_dir: Path, keep: Path, source: str) -> list[Path]:
