@@ -96,6 +96,13 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_telegram(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the Telegram bot until SIGTERM or Ctrl-C."""
+    from bot.telegram import run_bot
+
+    return run_bot(settings, args.article)
+
+
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -124,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=_k, metavar="N", help=f"passages to return (1-{MAX_K}; default CITEBOT_TOP_K or 3)")
     ask.add_argument("--json", action="store_true", help="print JSON: one object per question")
     article_option(add("index", cmd_index, "Build or refresh the index of the article and show what it holds."))
+    article_option(add("telegram", cmd_telegram, "Run the Telegram bot (long polling, or a webhook if configured)."))
     eval_arguments(add("eval", cmd_eval, "Measure answer quality on a SQuAD-format file."))
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ N = TypeVar("N", int, float)
 #: Telegram's own Bot API; python-telegram-bot appends the token to it.
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: What Telegram accepts as a webhook secret token.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class Settings:
     telegram_token: str | None = field(default=None, repr=False)
     telegram_api_url: str = TELEGRAM_API_URL
     telegram_allowed_users: frozenset[int] = frozenset()
+    telegram_webhook_url: str | None = None
+    telegram_webhook_listen: str = "0.0.0.0"
+    telegram_webhook_port: int = 8443
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
@@ -75,6 +82,10 @@ class Settings:
             telegram_token=get("TELEGRAM_BOT_TOKEN", str, None),
             telegram_api_url=get("TELEGRAM_API_URL", _url, TELEGRAM_API_URL),
             telegram_allowed_users=get("TELEGRAM_ALLOWED_USERS", _user_ids, frozenset()),
+            telegram_webhook_url=get("TELEGRAM_WEBHOOK_URL", _url, None),
+            telegram_webhook_listen=get("TELEGRAM_WEBHOOK_LISTEN", str, "0.0.0.0"),
+            telegram_webhook_port=get("TELEGRAM_WEBHOOK_PORT", _int_in(1, 65535), 8443),
+            telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET", _webhook_secret, None),
         )
 
 
@@ -118,6 +129,12 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
 def _url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")
+    return raw
+
+
+def _webhook_secret(raw: str) -> str:
+    if not _WEBHOOK_SECRET.fullmatch(raw):
+        raise ValueError("expected 1-256 characters, each a letter, digit, '_' or '-' (what Telegram accepts)")
     return raw
 
 
