@@ -136,11 +136,6 @@ class Retriever:
         """The 0-based paragraph of every sentence, in sentence order."""
         return self._sentence_paragraph
 
-    @property
-    def vocabulary(self) -> set[str]:
-        """The article's stemmed content words."""
-        return self._paragraph_bm25.vocabulary
-
     def _encode(self, question: str) -> np.ndarray:
         """Return the question's vector; the last few are kept, so asking again (``more``) costs nothing."""
         vector = self._query_cache.get(question)
