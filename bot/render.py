@@ -8,14 +8,7 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
-from index.answer import Answer, Passage
-
-NOT_FOUND = "The article does not answer that."
-
-
-def position(passage: Passage) -> str:
-    """Return where a passage stands, e.g. ``"paragraph 4 of 21"``."""
-    return f"paragraph {passage.paragraph} of {passage.paragraphs}"
+from index.answer import NOT_FOUND, Answer, Passage
 
 
 def quote(passage: Passage, style: str = "bold yellow", dim: bool = False) -> Panel:
@@ -23,7 +16,7 @@ def quote(passage: Passage, style: str = "bold yellow", dim: bool = False) -> Pa
     text = Text(passage.text, style="dim" if dim else "")
     for start, end in passage.highlight:
         text.stylize(style, start, end)
-    return Panel(text, title=position(passage), title_align="left", border_style="dim" if dim else "cyan")
+    return Panel(text, title=passage.position, title_align="left", border_style="dim" if dim else "cyan")
 
 
 def render_answer(answer: Answer, limit: int | None = None) -> RenderableType:

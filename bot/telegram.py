@@ -60,7 +60,6 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.settings import Settings
 from bot.telegram_format import (
     COMMANDS,
-    NOT_FOUND,
     Button,
     answer_buttons,
     answer_html,
@@ -71,12 +70,11 @@ from bot.telegram_format import (
     greeting_html,
     help_html,
     inline_html,
-    position,
     question_text,
     source_html,
     split_html,
 )
-from index.answer import Answer, Passage, answer, clean_question
+from index.answer import NOT_FOUND, Answer, Passage, answer, clean_question
 from index.build import open_article
 from index.errors import CitebotError, QuestionError
 from index.ingest import Article, read_article
@@ -255,7 +253,7 @@ async def on_inline(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 InlineQueryResultArticle(
                     id=f"{state.fingerprint}-{passage.paragraph}",
                     title=_shorten(passage.sentence or passage.text, 120),
-                    description=position(passage),
+                    description=passage.position,
                     input_message_content=InputTextMessageContent(inline_html(passage), parse_mode=ParseMode.HTML),
                 )
             )

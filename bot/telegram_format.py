@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.answer import MAX_K, Passage
+from index.answer import MAX_K, NOT_FOUND, Passage
 from index.ingest import Article
 
 #: Telegram's limit on the text of one message.
@@ -25,7 +25,6 @@ MAX_CALLBACK_DATA = 64
 #: How many hex digits of the article's fingerprint a button carries.
 FINGERPRINT_DIGITS = 8
 
-NOT_FOUND = "The article does not answer that."
 NEAREST = "The article does not answer that. The nearest I found:"
 
 #: (command, description) for the bot's command menu.
@@ -37,11 +36,6 @@ COMMANDS = (
 )
 
 # --- answers -----------------------------------------------------------------------------------------
-
-
-def position(passage: Passage) -> str:
-    """Return where a passage stands, e.g. ``"paragraph 4 of 21"``."""
-    return f"paragraph {passage.paragraph} of {passage.paragraphs}"
 
 
 def quote_html(text: str, highlight: Sequence[tuple[int, int]] = ()) -> str:
@@ -62,7 +56,7 @@ def quote_html(text: str, highlight: Sequence[tuple[int, int]] = ()) -> str:
 def passage_html(passage: Passage, rank: int = 0) -> str:
     """Return one passage: the quote with its answering sentence in bold, then its position."""
     note = f" · match {rank + 1}" if rank else ""
-    return f"{quote_html(passage.text, passage.highlight)}\n<i>{position(passage)}{note}</i>"
+    return f"{quote_html(passage.text, passage.highlight)}\n<i>{passage.position}{note}</i>"
 
 
 def answer_html(passage: Passage | None, found: bool, rank: int = 0) -> str:
@@ -95,7 +89,7 @@ def inline_html(passage: Passage, limit: int = MAX_MESSAGE) -> str:
     whole = passage_html(passage)
     if utf16_len(whole) <= limit:
         return whole
-    place = f"\n<i>{position(passage)}</i>"
+    place = f"\n<i>{passage.position}</i>"
     parts = split_html(quote_html(passage.text, passage.highlight), limit - utf16_len(place))
     chosen = next((p for p in parts if "<b>" in p), parts[0])
     return chosen + place

@@ -18,6 +18,8 @@ from index.retrieve import Ranking, Retriever
 MAX_QUESTION_CHARS = 1000
 #: How many passages may be asked for at once.
 MAX_K = 20
+#: What every front end says when the article does not answer.
+NOT_FOUND = "The article does not answer that."
 #: Default cut-off of :func:`answerability`, a probability: the decision model
 #: (``index/ranker.py``) was fitted with balanced classes, so 0.5 is where a
 #: question from the article and one from elsewhere are equally likely
@@ -46,6 +48,11 @@ class Passage:
     highlight: tuple[tuple[int, int], ...]
     start: int
     end: int
+
+    @property
+    def position(self) -> str:
+        """Where the passage stands, e.g. ``"paragraph 4 of 21"``."""
+        return f"paragraph {self.paragraph} of {self.paragraphs}"
 
     @property
     def sentence(self) -> str:

@@ -111,15 +111,16 @@ class Retriever:
         self._ranker = ranker
         article = index.article
         n = len(article.paragraphs)
+        sentence_texts = [article.text[s.start : s.end] for s in index.sentences]
         self._paragraph_bm25 = BM25Index([article.paragraph(i) for i in range(n)])
-        self._sentence_bm25 = BM25Index([article.text[s.start : s.end] for s in index.sentences])
+        self._sentence_bm25 = BM25Index(sentence_texts)
         self._chunk_paragraph = np.array([c.paragraph for c in index.chunks], dtype=np.int64)
         self._sentence_paragraph = np.array([s.paragraph for s in index.sentences], dtype=np.int64)
         self._query_cache: dict[str, np.ndarray] = {}
         self.stats = ArticleStats(
             self._paragraph_bm25.tokens,
             self._sentence_bm25.tokens,
-            [article.text[s.start : s.end] for s in index.sentences],
+            sentence_texts,
             self._sentence_paragraph,
             [(c.first, c.last) for c in index.chunks],
         )
