@@ -17,22 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from index.answer import answer
-from index.build import open_article
-from index.config import IndexConfig, default_article
-from index.ingest import read_article
-from index.retrieve import Retriever
+from index.config import IndexConfig
+from index.embed import Embedder
+from index.library import Library
+from index.retrieve import Searcher
 
 HERE = Path(__file__).parent
 TARGETS = {"first_passage_right": 0.9, "top3_right": 1.0, "answerable_found": 0.9, "offtopic_rejected": 0.9}
 
 
-def measure(retriever: Retriever, data: dict[str, Any]) -> dict[str, float]:
+def measure(searcher: Searcher, data: dict[str, Any]) -> dict[str, float]:
     """Ask every question of ``data``, print one line each, and return the totals."""
     top1 = top3 = marked = found = 0
     answerable_scores, offtopic_scores, times = [], [], []
     for case in data["answerable"]:
         started = time.perf_counter()
-        result = answer(retriever, case["question"])
+        result = answer(searcher, case["question"])
         times.append(time.perf_counter() - started)
         ranks = [p.paragraph for p in result.passages]
         top1 += ranks[0] == case["paragraph"]
@@ -44,7 +44,7 @@ def measure(retriever: Retriever, data: dict[str, Any]) -> dict[str, float]:
         print(f"{flag} {result.confidence:5.3f} p{ranks[0]:<2} (gold p{case['paragraph']:<2}) {case['question']}")
     rejected = 0
     for question in data["offtopic"]:
-        result = answer(retriever, question)
+        result = answer(searcher, question)
         rejected += not result.found
         offtopic_scores.append(result.confidence)
         print(f"{'off' if not result.found else 'FOUND'} {result.confidence:5.3f} {question}")
@@ -65,11 +65,11 @@ def measure(retriever: Retriever, data: dict[str, Any]) -> dict[str, float]:
 
 
 def main() -> int:
-    retriever, _ = open_article(read_article(default_article()), IndexConfig(), persist=False)
+    searcher = Searcher(Library(None, IndexConfig()), Embedder())  # a new library: the bundled article
     results = {}
     for name in ("seed_questions", "seed_paraphrases"):
         print(f"--- {name}.json")
-        results[name] = measure(retriever, json.loads((HERE / f"{name}.json").read_text()))
+        results[name] = measure(searcher, json.loads((HERE / f"{name}.json").read_text()))
     print(json.dumps({name: {k: round(v, 3) for k, v in r.items()} for name, r in results.items()}, indent=2))
     missed = [name for name, target in TARGETS.items() if results["seed_questions"][name] < target]
     if missed:

@@ -4,13 +4,15 @@
     .venv/bin/python benchmarks/tune.py ../shared/data/squad-v1.1-dev-A.json [--folds 6] [--write]
 
 Every article is read, cleaned, split and embedded by citebot's own code
-(:func:`index.evaluate.squad_to_article`, :func:`index.build.build_index`),
-and every feature comes from :func:`index.ranker.features`, the function the
-retriever calls at run time, so what is fitted is what runs.
+(:func:`index.evaluate.squad_to_article`, :meth:`index.library.Library.add`),
+and every feature comes from :meth:`index.retrieve.Searcher.evidence` and
+:func:`index.features.features`, what runs at question time, so what is fitted is what runs.
+Questions are asked two ways: of a library holding only their article, and of one library
+holding every article of the file (library search), and both are fitted together.
 
 Three models are fitted:
 
-* paragraphs: a conditional logit (softmax over the article's paragraphs, L2),
+* paragraphs: a conditional logit (softmax over the candidate paragraphs, L2),
   the answering paragraph(s) as the positive;
 * sentences: the same over the sentences of the answering paragraph, the ones
   holding a gold answer string as the positives;
@@ -21,7 +23,7 @@ Articles are split into ``--folds`` groups; each group is scored by models
 fitted on the others, and those held-out numbers are what is printed. With
 ``--write`` the models are refitted on every article and written to
 ``index/data/ranker.json``. Embeddings are cached under ``--cache`` so a rerun
-takes seconds.
+is quicker.
 """
 
 from __future__ import annotations
@@ -37,36 +39,55 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
-from index.background import background_vectors, measure
-from index.build import build_index
+from index.background import Background
 from index.config import IndexConfig
 from index.embed import Embedder
 from index.evaluate import contains_answer, load_squad, map_paragraphs, offtopic_questions, squad_to_article
-from index.ranker import (
+from index.features import (
     DECISION_FEATURES,
     PARAGRAPH_FEATURES,
     SENTENCE_FEATURES,
-    Linear,
-    Ranker,
+    Features,
     decision_features,
     features,
 )
-from index.retrieve import Retriever
-from index.store import flat_index
+from index.library import Library
+from index.ranker import Linear, Ranker
+from index.retrieve import Searcher
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "index" / "data" / "ranker.json"
 
 
-class CachedQueries:
-    """Stands in for the embedder at question time: the questions were encoded in one batch."""
+class CachedEmbedder:
+    """The real model behind a cache of text vectors kept on disk, so a rerun embeds nothing."""
 
-    def __init__(self, embedder: Embedder, vectors: dict[str, np.ndarray]) -> None:
+    def __init__(self, embedder: Embedder, path: Path) -> None:
         self._embedder = embedder
-        self._vectors = vectors
+        self._path = path
+        self._vectors: dict[str, np.ndarray] = {}
+        if path.exists():
+            saved = np.load(path, allow_pickle=False)
+            self._vectors = dict(zip(saved["texts"].tolist(), saved["vectors"], strict=True))
+        self._dirty = False
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            print(f"embedding {len(missing)} texts", file=sys.stderr)
+            for text, vector in zip(missing, self._embedder.encode(missing, batch_size=64), strict=True):
+                self._vectors[text] = vector
+            self._dirty = True
+        return np.array([self._vectors[t] for t in texts], dtype=np.float32).reshape(len(texts), -1)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self._vectors[text]
+        return self.encode([text])[0]
+
+    def save(self) -> None:
+        if self._dirty:
+            texts = list(self._vectors)
+            np.savez(self._path, texts=np.array(texts), vectors=np.array([self._vectors[t] for t in texts]))
+            self._dirty = False
 
     def __getattr__(self, name: str):
         return getattr(self._embedder, name)
@@ -74,107 +95,94 @@ class CachedQueries:
 
 @dataclass
 class Case:
-    """One question against one article, with its features and what is right."""
+    """One question against a library (one article's, or all of them), with its features and what is right."""
 
-    article: int
+    article: int  # the SQuAD article the question is from (for folds)
+    mode: str  # "article" or "library"
     answerable: bool
-    paragraphs: np.ndarray  # paragraph feature rows
+    paragraphs: np.ndarray  # candidate paragraph feature rows
     sentences: np.ndarray  # sentence feature rows
     sentence_paragraph: np.ndarray
-    gold: tuple[int, ...]  # 0-based paragraphs
+    gold: tuple[int, ...]  # candidate numbers of the answering paragraph(s)
+    article_of: np.ndarray  # per candidate, the SQuAD article it is from
     sentence_hits: np.ndarray  # per sentence: holds a gold answer
-    features: object  # index.ranker.Features
-    background: object  # index.background.Background
-    baseline_rank: np.ndarray  # the previous fusion's paragraph scores
+    features: Features
+    backgrounds: list[Background]  # per candidate
 
 
 def _cache_key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
-def collect(path: Path, cache: Path, offtopic: int) -> list[Case]:
+def _cases(
+    searcher: Searcher,
+    number_of: dict[int, int],
+    asked: list[tuple[str, int, tuple[tuple[int, int], ...], tuple]],
+    mode: str,
+) -> list[Case]:
+    out = []
+    for text, article, gold, answers in asked:
+        c = searcher.candidates(text)
+        ev, numbers = searcher.evidence(text, c)
+        f = features(ev, text)
+        pairs = [(number_of[data.key], p) for data, p in c.pairs]
+        gold_at = tuple(i for i, pair in enumerate(pairs) if pair in gold)
+        hits = np.zeros(len(numbers), dtype=bool)
+        if answers:
+            for i, (local, number) in enumerate(zip(ev.sentence_paragraph, numbers, strict=True)):
+                if local in gold_at:
+                    hits[i] = contains_answer(c.pairs[local][0].sentence_text(int(number)), answers)
+        out.append(
+            Case(
+                article=article,
+                mode=mode,
+                answerable=bool(answers),
+                paragraphs=f.paragraphs,
+                sentences=f.sentences,
+                sentence_paragraph=ev.sentence_paragraph,
+                gold=gold_at,
+                article_of=np.array([a for a, _ in pairs]),
+                sentence_hits=hits,
+                features=f,
+                backgrounds=[data.background for data, _ in c.pairs],
+            )
+        )
+    return out
+
+
+def collect(path: Path, cache: Path, offtopic: int, library: bool = True) -> list[Case]:
     squad = load_squad(path)
-    config = IndexConfig()
-    embedder = Embedder(config.model)
-    embedder.progress = False
-    background = background_vectors(embedder)  # encoded now, by the real model, before _NoEncode stands in
+    config = IndexConfig(seed=False)
     cache.mkdir(parents=True, exist_ok=True)
-    questions = sorted(
-        {q.question for a in squad for q in a.questions}
-        | {t for i in range(len(squad)) for t in offtopic_questions(squad, i, offtopic, seed=1)}
-    )
-    qfile = cache / f"questions-{_cache_key(embedder.fingerprint, *questions)}.npy"
-    if qfile.exists():
-        qvec = np.load(qfile)
-    else:
-        print(f"encoding {len(questions)} questions", file=sys.stderr)
-        qvec = embedder.encode(questions, batch_size=64)
-        np.save(qfile, qvec)
-    queries = CachedQueries(embedder, dict(zip(questions, qvec, strict=True)))
+    real = Embedder(config.model)
+    real.progress = False
+    embedder = CachedEmbedder(real, cache / f"vectors-{_cache_key(real.fingerprint, str(path))}.npz")
+    articles = [squad_to_article(item) for item in squad]
+    mappings = [map_paragraphs(a, item.contexts) for a, item in zip(articles, squad, strict=True)]
     cases: list[Case] = []
-    for number, item in enumerate(squad):
-        article = squad_to_article(item)
-        mapping = map_paragraphs(article, item.contexts)
-        afile = cache / f"article-{_cache_key(embedder.fingerprint, str(config.window), article.fingerprint)}.npz"
-        if afile.exists():
-            saved = np.load(afile)
-            index = build_index(article, _NoEncode(embedder), config)
-            index = type(index)(
-                article=index.article,
-                sentences=index.sentences,
-                chunks=index.chunks,
-                chunk_vectors=flat_index(saved["chunks"]),
-                sentence_vectors=flat_index(saved["sentences"]),
-                manifest=index.manifest,
-                background=measure(np.vstack([saved["chunks"], saved["sentences"]]), background),
-            )
-        else:
-            print(f"embedding {item.title}", file=sys.stderr)
-            index = build_index(article, embedder, config)
-            n = len(index.chunks)
-            vectors = (
-                index.chunk_vectors.reconstruct_n(0, n),
-                index.sentence_vectors.reconstruct_n(0, index.sentence_vectors.ntotal),
-            )
-            np.savez(afile, chunks=vectors[0], sentences=vectors[1])
-        retriever = Retriever(index, queries)  # type: ignore[arg-type]
-        texts = [article.text[s.start : s.end] for s in index.sentences]
-        asked = [(q.question, tuple(mapping[q.paragraph]), q.answers) for q in item.questions if not q.impossible]
-        asked += [(t, (), ()) for t in offtopic_questions(squad, number, offtopic, seed=1)]
-        for text, gold, answers in asked:
-            ev = retriever.evidence(text)
-            f = features(ev, retriever.stats, text)
-            bm25 = ev.paragraph_bm25
-            share = bm25 / bm25.max() if bm25.max() > 0 else bm25
-            hits = np.array([contains_answer(t, answers) for t in texts], dtype=bool) if answers else None
-            cases.append(
-                Case(
-                    article=number,
-                    answerable=bool(answers),
-                    paragraphs=f.paragraphs,
-                    sentences=f.sentences,
-                    sentence_paragraph=retriever.sentence_paragraph,
-                    gold=gold,
-                    sentence_hits=hits if hits is not None else np.zeros(len(texts), dtype=bool),
-                    features=f,
-                    background=index.background,
-                    baseline_rank=ev.paragraph_dense + 0.3 * share,
-                )
-            )
+    whole = Library(None, config)
+    number_of: dict[int, int] = {}
+    for number, (item, article) in enumerate(zip(squad, articles, strict=True)):
+        one = Library(None, config)
+        key = one.add(article, embedder).record.key  # type: ignore[arg-type]
+        gold_of = {q.question: tuple((number, i) for i in mappings[number][q.paragraph]) for q in item.questions}
+        asked = [(q.question, number, gold_of[q.question], q.answers) for q in item.questions if not q.impossible]
+        asked += [(t, number, (), ()) for t in offtopic_questions(squad, number, offtopic, seed=1)]
+        cases += _cases(Searcher(one, embedder), {key: number}, asked, "article")  # type: ignore[arg-type]
+        number_of[whole.add(article, embedder).record.key] = number  # type: ignore[arg-type]
+        embedder.save()
+    if library:
+        searcher = Searcher(whole, embedder)  # type: ignore[arg-type]
+        asked = []
+        for number, item in enumerate(squad):
+            for q in item.questions:
+                if not q.impossible:
+                    asked.append(
+                        (q.question, number, tuple((number, i) for i in mappings[number][q.paragraph]), q.answers)
+                    )
+        cases += _cases(searcher, number_of, asked, "library")
+    embedder.save()
     return cases
-
-
-class _NoEncode:
-    """An embedder whose vectors are thrown away (the cached ones replace them)."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self._embedder = embedder
-
-    def encode(self, texts: list[str], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
-        return np.zeros((len(texts), self._embedder.dimension), dtype=np.float32)
-
-    def __getattr__(self, name: str):
-        return getattr(self._embedder, name)
 
 
 # --- conditional logit -------------------------------------------------------------------------------
@@ -252,8 +260,13 @@ def predict(c: Case, paragraph: Linear, sentence: Linear) -> tuple[np.ndarray, i
     return order, top, best
 
 
+def _decision_row(c: Case, paragraph: Linear, sentence: Linear) -> np.ndarray:
+    _, top, best = predict(c, paragraph, sentence)
+    return decision_features(c.features, top, best, c.backgrounds[top])
+
+
 def fit_decision(cases: list[Case], paragraph: Linear, sentence: Linear, c_value: float) -> Linear:
-    x = np.array([decision_features(c.features, *predict(c, paragraph, sentence)[1:], c.background) for c in cases])
+    x = np.array([_decision_row(c, paragraph, sentence) for c in cases])
     y = np.array([c.answerable for c in cases])
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale < 1e-9] = 1.0
@@ -275,11 +288,12 @@ def held_out(cases: list[Case], ranker: Ranker) -> list[dict[str, float]]:
         rank = next((i for i, q in enumerate(order[:20]) if q in c.gold), None)
         out.append(
             {
+                "mode": c.mode,
                 "answerable": c.answerable,
                 "rank": rank,
+                "article_hit": bool(c.article_of[top] == c.article),
                 "highlight": best is not None and bool(c.sentence_hits[best]),
-                "probability": ranker.probability(decision_features(c.features, top, best, c.background)),
-                "previous_r1": int(np.argmax(c.baseline_rank)) in c.gold,
+                "probability": ranker.confidence(decision_features(c.features, top, best, c.backgrounds[top])),
             }
         )
     return out
@@ -297,7 +311,7 @@ def metrics(rows: list[dict[str, float]], threshold: float) -> dict[str, float]:
         "answer_in_highlight": sum(r["highlight"] for r in answerable) / n,
         "answerable_found": sum(r["probability"] >= threshold for r in answerable) / n,
         "offtopic_rejected": sum(r["probability"] < threshold for r in offtopic) / max(len(offtopic), 1),
-        "previous_fusion_r1": sum(r["previous_r1"] for r in answerable) / n,
+        "article_r1": sum(r["article_hit"] for r in answerable) / n,
     }
 
 
@@ -311,8 +325,9 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, default=0.5, help="the found cut-off (index.answer.MIN_SCORE)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "citebot-tune")
     parser.add_argument("--write", action="store_true", help=f"refit on everything and write {OUTPUT}")
+    parser.add_argument("--per-article", action="store_true", help="fit on one-article libraries only")
     args = parser.parse_args()
-    cases = collect(args.squad, args.cache, args.offtopic)
+    cases = collect(args.squad, args.cache, args.offtopic, library=not args.per_article)
     articles = sorted({c.article for c in cases})
     folds = [articles[i :: args.folds] for i in range(args.folds)]
     rows: list[dict[str, float]] = []
@@ -331,6 +346,10 @@ def main() -> int:
     for key, value in cv.items():
         spread = f"(folds {min(f[key] for f in per_fold):.3f}-{max(f[key] for f in per_fold):.3f})"
         print(f"  {key:22s} {value:.3f} {spread}")
+    for mode in ("article", "library"):
+        chosen = [r for r in rows if r["mode"] == mode]
+        if any(r["answerable"] for r in chosen):
+            print(f"  {mode} search: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics(chosen, args.threshold).items()))
     for threshold in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
         m = metrics(rows, threshold)
         print(

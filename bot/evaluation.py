@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from bot.settings import Settings
-from index.evaluate import LABELS, evaluate
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +18,15 @@ def eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--squad", type=Path, required=True, metavar="FILE", help="a SQuAD v1.1 or v2.0 JSON file")
     parser.add_argument("--limit", type=_positive, metavar="N", help="ask at most N questions per article")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--baselines", action="store_true", help="also measure BM25 alone and dense (MiniLM) alone")
+    parser.add_argument(
+        "--baselines", action="store_true", help="also measure BM25 alone, dense (MiniLM) alone and their RRF fusion"
+    )
+    parser.add_argument(
+        "--library",
+        action="store_true",
+        help="put the articles into one library and ask every question of all of it "
+        "(every 6th article is held out; its questions are the off-topic ones)",
+    )
 
 
 def _positive(raw: str) -> int:
@@ -35,6 +41,10 @@ def _positive(raw: str) -> int:
 
 def render_summary(summary: dict[str, Any]) -> Table:
     """Return the metrics as a table: one row per metric, one column per method."""
+    from rich.table import Table
+
+    from index.evaluate import LABELS
+
     methods = summary["methods"]
     table = Table(title=f"{summary['file']}: {summary['articles']} articles", title_justify="left")
     table.add_column("metric")
@@ -58,6 +68,18 @@ def render_summary(summary: dict[str, Any]) -> Table:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Run the evaluation and print its table (or one JSON object with ``--json``)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from index.evaluate import evaluate
+
     err = Console(stderr=True, highlight=False)
     columns = (
         TextColumn("{task.description}"),
@@ -73,6 +95,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             config=settings.index,
             limit=args.limit,
             baselines=args.baselines,
+            library=args.library,
             min_score=settings.min_score,
             on_total=lambda total: bar.update(task, total=total),
             progress=lambda done, _total: bar.update(task, completed=done),

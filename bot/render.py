@@ -8,25 +8,41 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
-from index.answer import NOT_FOUND, Answer, Passage
+from index.answer import Answer, Passage
+
+
+def source_line(passage: Passage) -> str:
+    """Return which article a passage is from: its title, with its site and date when known."""
+    article = passage.article
+    return " · ".join([article.label, *(part for part in (article.site, article.date) if part)])
 
 
 def quote(passage: Passage, style: str = "bold yellow", dim: bool = False) -> Panel:
-    """Return the passage as a panel, its answering sentence in ``style``; the text is never parsed as markup."""
+    """Return the passage as a panel: its position on top, its article below, its answering sentence in ``style``.
+
+    Nothing from the article is parsed as markup.
+    """
     text = Text(passage.text, style="dim" if dim else "")
     for start, end in passage.highlight:
         text.stylize(style, start, end)
-    return Panel(text, title=passage.position, title_align="left", border_style="dim" if dim else "cyan")
+    return Panel(
+        text,
+        title=Text(passage.position),
+        title_align="left",
+        subtitle=Text(source_line(passage)),
+        subtitle_align="left",
+        border_style="dim" if dim else "cyan",
+    )
 
 
 def render_answer(answer: Answer, limit: int | None = None) -> RenderableType:
     """Return the whole reply: the quoted passages, or a plain "not in the article" and the nearest text."""
     passages = answer.passages[:limit] if limit else answer.passages
     if not passages:
-        return Text(NOT_FOUND, style="bold")
+        return Text(answer.not_found, style="bold")
     if not answer.found:
         return Group(
-            Text(NOT_FOUND, style="bold"),
+            Text(answer.not_found, style="bold"),
             Text("The nearest I found:", style="dim"),
             quote(passages[0], style="bold", dim=True),
         )

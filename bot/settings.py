@@ -11,8 +11,7 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
-from index.answer import MAX_K, MIN_SCORE
-from index.config import DEFAULT_MODEL, IndexConfig, default_article, default_data_dir
+from index.config import DEFAULT_MODEL, MAX_K, MIN_SCORE, IndexConfig, default_data_dir
 from index.errors import CitebotError
 
 T = TypeVar("T")
@@ -33,7 +32,7 @@ class Settings:
     the process environment wins over ``.env``.
     """
 
-    article: Path = field(default_factory=default_article)
+    article: Path | None = None
     index: IndexConfig = field(default_factory=IndexConfig)
     top_k: int = 3
     min_score: float = MIN_SCORE
@@ -72,9 +71,10 @@ class Settings:
             data_dir=get("CITEBOT_DATA_DIR", _path, default_data_dir()),
             window=get("CITEBOT_WINDOW", _int_in(1, 10), 2),
             batch_size=get("CITEBOT_BATCH_SIZE", _int_in(1, 1024), 32),
+            threads=get("CITEBOT_THREADS", _int_in(1, 256), None),
         )
         return cls(
-            article=get("CITEBOT_ARTICLE", _path, default_article()),
+            article=get("CITEBOT_ARTICLE", _path, None),
             index=index,
             top_k=get("CITEBOT_TOP_K", _int_in(1, MAX_K), 3),
             min_score=get("CITEBOT_MIN_SCORE", _float_in(0.0, 1.0), MIN_SCORE),

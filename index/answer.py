@@ -1,44 +1,95 @@
 """Answer: the one function every front end calls, and the typed result it returns.
 
 citebot never writes text of its own: an :class:`Answer` holds passages of
-the article, verbatim, with the answering sentence marked, and says whether
-the article answers the question at all.
+the library's articles, verbatim, each naming its article, with the answering
+sentence marked, and says whether the articles searched answer the question at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from index.catalog import ArticleRecord
 from index.clean import normalize
+from index.config import MAX_K, MIN_SCORE
 from index.errors import QuestionError
-from index.retrieve import Ranking, Retriever
+from index.retrieve import Searcher
+
+__all__ = ["MAX_K", "MIN_SCORE", "Answer", "ArticleRef", "Passage", "answer", "clean_question", "not_found"]
 
 #: Longer questions are refused; nobody types a question this long.
 MAX_QUESTION_CHARS = 1000
-#: How many passages may be asked for at once.
-MAX_K = 20
-#: What every front end says when the article does not answer.
-NOT_FOUND = "The article does not answer that."
-#: Default cut-off of :func:`answerability`, a probability: the decision model
-#: (``index/ranker.py``) was fitted with balanced classes, so 0.5 is where a
-#: question from the article and one from elsewhere are equally likely
-#: (``python benchmarks/seed.py`` and ``citebot eval`` measure it).
-MIN_SCORE = 0.5
+# MAX_K: how many passages may be asked for at once. MIN_SCORE: the default cut-off of
+# Answer.confidence, a probability: the decision model (index/ranker.py) was fitted with balanced
+# classes, so 0.5 is where a question from the articles and one from elsewhere are equally likely
+# (python benchmarks/seed.py and citebot eval measure it).
+
+
+def not_found(articles: int) -> str:
+    """Return what every front end says when the articles searched do not answer (``articles`` of them)."""
+    return "The article does not answer that." if articles == 1 else "The library does not answer that."
+
+
+#: The reply when one article was searched (most front ends use :func:`not_found`).
+NOT_FOUND = not_found(1)
+
+
+@dataclass(frozen=True)
+class ArticleRef:
+    """Which article a passage comes from.
+
+    Attributes:
+        id: the article's id in the library.
+        title: its headline, or ``""``.
+        source: where it came from (a path, a URL, ``bundled:NAME``).
+        date: its date when known.
+        url: its web address when it came from the web.
+        site: the site's name when known.
+        fingerprint: the hash of its content (a button made for another version of it is stale).
+    """
+
+    id: int
+    title: str
+    source: str
+    date: str | None = None
+    url: str | None = None
+    site: str | None = None
+    fingerprint: str = ""
+
+    @classmethod
+    def of(cls, record: ArticleRecord) -> ArticleRef:
+        """Return the reference to the catalog's ``record``."""
+        return cls(record.id, record.title, record.source, record.date, record.url, record.site, record.fingerprint)
+
+    @property
+    def label(self) -> str:
+        """A short human name: the title, else the last part of the source."""
+        if self.title:
+            return self.title
+        tail = self.source.rstrip("/").rsplit("/", 1)[-1]
+        return tail.removeprefix("bundled:") or f"article {self.id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return ``{"id", "title", "source", "date", "url"}`` as in citebot's JSON contract."""
+        return {"id": self.id, "title": self.title, "source": self.source, "date": self.date, "url": self.url}
 
 
 @dataclass(frozen=True)
 class Passage:
-    """One quoted paragraph of the article.
+    """One quoted paragraph of an article.
 
     Attributes:
-        text: the paragraph, an exact substring of the cleaned article.
+        text: the paragraph, an exact substring of the article's cleaned text.
         paragraph: its 1-based position in the article.
         paragraphs: how many paragraphs the article has.
         score: how well it matches the question (higher is better).
         highlight: ``(start, end)`` offsets into ``text`` of the answering sentence(s).
         start: offset of ``text`` in the cleaned article.
         end: offset one past its end.
+        article: the article it comes from.
+        page: the page it is on, for a PDF.
     """
 
     text: str
@@ -48,11 +99,14 @@ class Passage:
     highlight: tuple[tuple[int, int], ...]
     start: int
     end: int
+    article: ArticleRef
+    page: int | None = None
 
     @property
     def position(self) -> str:
-        """Where the passage stands, e.g. ``"paragraph 4 of 21"``."""
-        return f"paragraph {self.paragraph} of {self.paragraphs}"
+        """Where the passage stands, e.g. ``"paragraph 4 of 21"`` (``", page 3"`` added for a PDF)."""
+        where = f"paragraph {self.paragraph} of {self.paragraphs}"
+        return f"{where}, page {self.page}" if self.page is not None else where
 
     @property
     def sentence(self) -> str:
@@ -64,13 +118,17 @@ class Passage:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the passage as in citebot's JSON contract."""
-        return {
+        out: dict[str, Any] = {
             "text": self.text,
             "paragraph": self.paragraph,
             "paragraphs": self.paragraphs,
             "score": round(self.score, 4),
             "highlight": [list(span) for span in self.highlight],
+            "article": self.article.to_dict(),
         }
+        if self.page is not None:
+            out["page"] = self.page
+        return out
 
 
 @dataclass(frozen=True)
@@ -79,16 +137,23 @@ class Answer:
 
     Attributes:
         question: the question as asked (whitespace-normalised).
-        found: whether the article answers it; when ``False`` the passages are
+        found: whether the articles searched answer it; when ``False`` the passages are
             only the nearest text found, not an answer.
         passages: the best passages, best first.
-        confidence: the answerability score that ``found`` was decided from.
+        confidence: the probability that the articles answer it, which ``found`` was decided from.
+        articles: how many articles were searched (1: "the article", more: "the library").
     """
 
     question: str
     found: bool
     passages: tuple[Passage, ...]
     confidence: float
+    articles: int = 1
+
+    @property
+    def not_found(self) -> str:
+        """The "does not answer" line for this answer's scope."""
+        return not_found(self.articles)
 
     def to_dict(self) -> dict[str, Any]:
         """Return ``{"question", "found", "passages"}``, citebot's stable JSON contract."""
@@ -115,23 +180,25 @@ def clean_question(question: str) -> str:
     return text
 
 
-def answerability(ranking: Ranking) -> float:
-    """Return the probability that the article answers the question (see :mod:`index.ranker`)."""
-    return ranking.answerability
-
-
-def answer(retriever: Retriever, question: str, k: int = 3, min_score: float = MIN_SCORE) -> Answer:
-    """Answer ``question`` from the article behind ``retriever`` by quoting it.
+def answer(
+    searcher: Searcher,
+    question: str,
+    k: int = 3,
+    min_score: float = MIN_SCORE,
+    scope: Collection[int] | None = None,
+) -> Answer:
+    """Answer ``question`` from the library behind ``searcher`` by quoting it.
 
     Args:
-        retriever: the searchable article (see :func:`index.build.open_article`).
+        searcher: the searchable library (see :class:`index.retrieve.Searcher`).
         question: the user's question.
         k: how many passages to return, from 1 to :data:`MAX_K`.
-        min_score: the answerability below which ``found`` is ``False``.
+        min_score: the confidence below which ``found`` is ``False``.
+        scope: the ids of the articles to search; ``None`` searches the whole library.
 
     Returns:
-        An :class:`Answer` with ``k`` passages (fewer when the article is
-        shorter), best first, each marking its best-matching sentence.
+        An :class:`Answer` with ``k`` passages (fewer when the articles are
+        shorter), best first, each naming its article and marking its best-matching sentence.
 
     Raises:
         QuestionError: for an empty or over-long question.
@@ -140,26 +207,33 @@ def answer(retriever: Retriever, question: str, k: int = 3, min_score: float = M
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be from 1 to {MAX_K}, got {k}")
     text = clean_question(question)
-    ranking = retriever.rank(text)
-    index = retriever.index
-    article = index.article
+    ranking = searcher.rank(text, scope)
     passages = []
     for scored in ranking.paragraphs[:k]:
-        start, end = article.paragraphs[scored.paragraph]
+        data = scored.article
+        start, end = data.paragraphs[scored.paragraph]
         highlight: tuple[tuple[int, int], ...] = ()
         if scored.sentences:
-            best = index.sentences[scored.sentences[0]]
-            highlight = ((best.start - start, best.end - start),)
+            _, s_start, s_end = data.sentences[scored.sentences[0]]
+            highlight = ((int(s_start) - start, int(s_end) - start),)
         passages.append(
             Passage(
-                text=article.text[start:end],
+                text=data.text[start:end],
                 paragraph=scored.paragraph + 1,
-                paragraphs=len(article.paragraphs),
+                paragraphs=len(data.paragraphs),
                 score=scored.score,
                 highlight=highlight,
                 start=start,
                 end=end,
+                article=ArticleRef.of(data.record),
+                page=data.pages[scored.paragraph] if data.pages else None,
             )
         )
-    confidence = answerability(ranking)
-    return Answer(question=text, found=confidence >= min_score, passages=tuple(passages), confidence=confidence)
+    confidence = ranking.confidence
+    return Answer(
+        question=text,
+        found=bool(passages) and confidence >= min_score,
+        passages=tuple(passages),
+        confidence=confidence,
+        articles=ranking.articles,
+    )

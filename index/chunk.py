@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -47,13 +48,52 @@ def _segmenter() -> pysbd.Segmenter:
     return pysbd.Segmenter(language="en", clean=False)
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Return the ``(start, end)`` spans of the sentences of ``text``, whitespace trimmed.
+#: pysbd's time grows faster than linearly with the length of text without sentence ends, so text is handed
+#: to it in blocks of at most this many characters, cut where a sentence seems to end (else at a space).
+BLOCK_CHARS = 3000
+#: A longer "sentence" (a run without punctuation) is cut at word boundaries into pieces of at most this size.
+MAX_SENTENCE_CHARS = 600
+_BLOCK_END = re.compile(r"[.!?…][\"'”’)\]]*\s+")
 
-    Spans are found by locating each pysbd segment in ``text`` from left to
-    right, so they are exact and in order; nothing of ``text`` but whitespace
-    falls outside them.
+
+def _blocks(text: str, limit: int = BLOCK_CHARS) -> list[tuple[int, int]]:
+    """Return ``(start, end)`` spans covering ``text`` in pieces of at most ``limit`` characters.
+
+    A piece ends after the last sentence end in it, else at its last space, else at ``limit``.
     """
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while len(text) - start > limit:
+        window = text[start : start + limit]
+        cut = 0
+        for match in _BLOCK_END.finditer(window, limit // 2):
+            cut = match.end()
+        if not cut:
+            space = window.rfind(" ", limit // 2)
+            cut = space + 1 if space > 0 else limit
+        spans.append((start, start + cut))
+        start += cut
+    spans.append((start, len(text)))
+    return spans
+
+
+def _bounded(start: int, end: int, text: str, limit: int = MAX_SENTENCE_CHARS) -> list[tuple[int, int]]:
+    """Return the span ``[start, end)`` of ``text`` cut at spaces into pieces of at most ``limit`` characters."""
+    pieces: list[tuple[int, int]] = []
+    while end - start > limit:
+        space = text.rfind(" ", start + limit // 2, start + limit)
+        cut = space if space > start else start + limit
+        pieces.append((start, cut))
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if end > start:
+        pieces.append((start, end))
+    return pieces
+
+
+def _pysbd_spans(text: str) -> list[tuple[int, int]]:
+    """Return pysbd's sentence spans of ``text`` (one block), whitespace trimmed, located exactly in ``text``."""
     spans: list[tuple[int, int]] = []
     cursor = 0
     for segment in _segmenter().segment(text):
@@ -73,6 +113,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     if tail:
         begin = text.index(tail, cursor)
         spans.append((begin, begin + len(tail)))
+    return spans
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Return the ``(start, end)`` spans of the sentences of ``text``, whitespace trimmed.
+
+    Spans are exact and in order; nothing of ``text`` but whitespace falls
+    outside them. Long text is split in blocks (:data:`BLOCK_CHARS`) so the time
+    stays linear, and no sentence is longer than :data:`MAX_SENTENCE_CHARS`.
+    """
+    spans: list[tuple[int, int]] = []
+    for block_start, block_end in _blocks(text):
+        for start, end in _pysbd_spans(text[block_start:block_end]):
+            spans.extend(_bounded(block_start + start, block_start + end, text))
     return spans
 
 

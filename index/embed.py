@@ -48,19 +48,31 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def set_threads(threads: int) -> None:
+    """Use ``threads`` CPU threads in torch (the model) and faiss (the search)."""
+    import faiss
+    import torch
+
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+
+
 class Embedder:
     """Encodes texts into L2-normalised float32 vectors with one sentence-transformers model.
 
     Args:
         model: a model name or a local path (see :func:`resolve_model`).
         device: the torch device; citebot runs on ``"cpu"``.
+        threads: CPU threads for torch and faiss (``None``: their defaults).
 
     Raises:
         ModelError: when the model cannot be loaded; the message is one line.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu") -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", threads: int | None = None) -> None:
         _quiet_libraries()
+        if threads is not None:
+            set_threads(threads)
         self.name = model
         self.location = resolve_model(model)
         try:

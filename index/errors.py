@@ -26,3 +26,7 @@ class ModelError(CitebotError):
 
 class IndexCorruptError(Exception):
     """A stored index is damaged or incomplete; callers rebuild it."""
+
+
+class LibraryError(CitebotError):
+    """The library cannot be used as asked: an unknown article id, a damaged catalog, an unusable data directory."""

@@ -23,18 +23,23 @@ from typing import Any
 import numpy as np
 
 from index.answer import MAX_K, MIN_SCORE, answer
-from index.build import open_article
 from index.clean import normalize
 from index.config import IndexConfig
 from index.embed import Embedder
 from index.errors import CitebotError
 from index.ingest import Article, parse_article
-from index.retrieve import Retriever
+from index.library import ArticleData, Library
+from index.retrieve import Candidates, Searcher
 
 #: Questions of other articles asked against each article (fewer with ``limit``).
 OFFTOPIC_PER_ARTICLE = 50
-#: Methods measured by ``--baselines`` next to citebot itself.
-BASELINES = ("bm25", "dense")
+#: Methods measured by ``--baselines`` next to citebot itself: BM25 alone, MiniLM alone, their
+#: reciprocal-rank fusion (k = 60), all over the same articles, sentences and windows as citebot.
+BASELINES = ("bm25", "dense", "rrf")
+#: Library mode: every ``HOLDOUT_EVERY``-th article is kept out of the library; its questions are off-topic.
+HOLDOUT_EVERY = 6
+#: The constant of reciprocal-rank fusion.
+RRF_K = 60
 
 ANSWERABLE, OFFTOPIC, UNANSWERABLE = "answerable", "offtopic", "unanswerable"
 
@@ -65,8 +70,8 @@ class Outcome:
 
     Attributes:
         kind: ``"answerable"``, ``"offtopic"`` or ``"unanswerable"``.
-        ranked: 1-based paragraph numbers quoted, best first.
-        gold: the 1-based paragraph(s) that answer it: one, or the pieces of a
+        ranked: ``(article id, 1-based paragraph)`` of the passages quoted, best first.
+        gold: the ``(article id, paragraph)`` that answer it: one, or the pieces of a
             SQuAD paragraph that cleaning split; ``()`` when there is none.
         found: the answer's ``found`` (``None`` for baselines, which do not decide).
         in_quote: the first passage contains a gold answer string.
@@ -75,8 +80,8 @@ class Outcome:
     """
 
     kind: str
-    ranked: tuple[int, ...]
-    gold: tuple[int, ...]
+    ranked: tuple[tuple[int, int], ...]
+    gold: tuple[tuple[int, int], ...]
     found: bool | None
     in_quote: bool
     in_highlight: bool
@@ -160,6 +165,7 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "questions": len(answerable),
         "paragraph_r1": _share(hit_at(o.ranked, o.gold, 1) for o in answerable),
         "paragraph_r3": _share(hit_at(o.ranked, o.gold, 3) for o in answerable),
+        "article_r1": _share(bool(o.ranked) and o.ranked[0][0] == next(iter(o.gold), (None,))[0] for o in answerable),
         "mrr": round(float(np.mean([reciprocal_rank(o.ranked, o.gold) for o in answerable])), 4)
         if answerable
         else None,
@@ -273,31 +279,86 @@ def offtopic_questions(articles: Sequence[SquadArticle], number: int, count: int
 # --- running -----------------------------------------------------------------------------------------
 
 
+def baseline_rankings(searcher: Searcher, question: str) -> dict[str, list[tuple[ArticleData, int, int | None]]]:
+    """Rank every paragraph of the library by BM25 alone, the dense cosine alone and their fusion.
+
+    Returns, per method, the first :data:`MAX_K` ``(article, paragraph, best sentence)`` (the sentence
+    picked by the same method; article-wide number), over the same sentences and windows citebot uses.
+    """
+    lib = searcher.index
+    c = searcher.candidates(question)
+    known = c.unique_ids >= 0
+    bm25 = np.zeros(len(lib.alive))
+    if known.any():
+        query = np.repeat(c.unique_ids[known], c.multiplicity[known].astype(np.int64))
+        idf = np.repeat(c.weights[known], c.multiplicity[known].astype(np.int64))
+        bm25 = lib.postings.bm25(query, idf, lib.paragraph_length, c.paragraph_average)
+    bm25 = np.where(lib.alive, bm25, -np.inf)
+    dense = np.full(len(lib.alive), -np.inf)
+    best_sentence: dict[tuple[int, int], int] = {}
+    q = searcher.encode(question)
+    for data in lib.articles.values():
+        cos = data.vectors @ q
+        base = lib.base[data.key]
+        for p in range(len(data.paragraphs)):
+            a, b = int(data.paragraph_sentences[p]), int(data.paragraph_sentences[p + 1])
+            lo, hi = np.searchsorted(data.chunk_first, [a, b])
+            cumulative = np.concatenate([[0.0], np.cumsum(cos[a:b], dtype=np.float64)])
+            chunks = (cumulative[data.chunk_last[lo:hi] - a] - cumulative[data.chunk_first[lo:hi] - a]) * (
+                data.chunk_inverse_norm[lo:hi]
+            )
+            dense[base + p] = max(float(cos[a:b].max(initial=-1.0)), float(chunks.max(initial=-1.0)))
+            best_sentence[(data.key, p)] = a + int(np.argmax(cos[a:b])) if b > a else -1
+    rrf = np.zeros(len(lib.alive))
+    for scores in (bm25, dense):
+        order = np.argsort(-scores, kind="stable")
+        rrf[order] += 1.0 / (RRF_K + np.arange(1, len(order) + 1))
+    rrf = np.where(lib.alive, rrf, -np.inf)
+    out: dict[str, list[tuple[ArticleData, int, int | None]]] = {}
+    for method, scores in (("bm25", bm25), ("dense", dense), ("rrf", rrf)):
+        order = [int(i) for i in np.argsort(-scores, kind="stable")[:MAX_K] if np.isfinite(scores[i])]
+        picked: list[tuple[ArticleData, int, int | None]] = []
+        for number in order:
+            data = lib.articles[int(lib.paragraph_key[number])]
+            p = int(lib.paragraph_local[number])
+            if method == "dense":
+                sentence: int | None = best_sentence.get((data.key, p))
+            else:
+                one = Candidates(
+                    [(data, p)],
+                    c.unique_ids,
+                    c.multiplicity,
+                    c.weights,
+                    c.known,
+                    c.sentence_idf,
+                    c.sentence_average,
+                    c.paragraph_average,
+                    c.articles,
+                )
+                ev, numbers = searcher.evidence(question, one)
+                sentence = int(numbers[int(np.argmax(ev.sentence_bm25))]) if len(numbers) else None
+            picked.append((data, p, sentence))
+        out[method] = picked
+    return out
+
+
 def _baseline_outcome(
-    retriever: Retriever, method: str, question: str, kind: str, gold: tuple[int, ...], answers: Sequence[str]
+    picked: list[tuple[ArticleData, int, int | None]],
+    kind: str,
+    gold: tuple[tuple[int, int], ...],
+    answers: Sequence[str],
 ) -> Outcome:
-    """Rank by BM25 alone or by the dense cosine alone, on the same paragraphs and sentences as citebot."""
-    ev = retriever.evidence(question)
-    if method == "bm25":
-        paragraph_scores, sentence_scores = ev.paragraph_bm25, ev.sentence_bm25
-    else:
-        paragraph_scores, sentence_scores = ev.paragraph_dense, ev.sentence_cosine
-    order = np.argsort(-paragraph_scores, kind="stable")[:MAX_K]
-    top = int(order[0])
-    article = retriever.index.article
-    members = np.flatnonzero(retriever.sentence_paragraph == top)
-    quote = article.paragraph(top)
-    sentence = ""
-    if len(members):
-        best = retriever.index.sentences[int(members[np.argmax(sentence_scores[members])])]
-        sentence = article.text[best.start : best.end]
+    """Return the outcome of one baseline's ranking (see :func:`baseline_rankings`)."""
+    data, p, sentence = picked[0]
+    quote = data.paragraph_text(p)
+    marked = data.sentence_text(sentence) if sentence is not None and sentence >= 0 else ""
     return Outcome(
         kind=kind,
-        ranked=tuple(int(p) + 1 for p in order),
+        ranked=tuple((d.record.id, q + 1) for d, q, _ in picked),
         gold=gold,
         found=None,
         in_quote=contains_answer(quote, answers),
-        in_highlight=contains_answer(sentence, answers),
+        in_highlight=contains_answer(marked, answers),
     )
 
 
@@ -311,6 +372,7 @@ def evaluate(
     offtopic: int = OFFTOPIC_PER_ARTICLE,
     progress: Callable[[int, int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    library: bool = False,
 ) -> Report:
     """Evaluate citebot on the SQuAD file at ``path``.
 
@@ -319,49 +381,79 @@ def evaluate(
         config: index settings (the default chunking when omitted); nothing is written to disk.
         embedder: the model; the default one is loaded when omitted.
         limit: ask at most this many questions per article (and as many off-topic ones at most).
-        baselines: also measure BM25 alone and the dense cosine alone.
+        baselines: also measure BM25 alone, the dense cosine alone and their fusion.
         min_score: the ``found`` cut-off handed to :func:`answer`.
-        offtopic: questions of other articles asked against each article.
+        offtopic: questions of other articles asked against each article (per held-out article in
+            library mode).
         progress: called with ``(questions_done, questions_total)`` as it goes.
         on_total: called once with the number of questions before the first is asked.
+        library: put the articles into one library (all but every :data:`HOLDOUT_EVERY`-th, whose
+            questions are the off-topic ones) and ask every question of the whole library, instead of
+            one library per article.
     """
     started = time.perf_counter()
     squad = load_squad(path)
     config = config or IndexConfig()
+    config = IndexConfig(**{**config.__dict__, "seed": False})
     embedder = embedder or Embedder(config.model)
     embedder.progress = False  # the caller shows one bar for the whole run
-    plans = []
-    for number, item in enumerate(squad):
-        questions = list(item.questions[:limit] if limit else item.questions)
-        others = offtopic_questions(squad, number, min(offtopic, limit) if limit else offtopic)
-        plans.append((item, questions, others))
-    total = sum(len(q) + len(o) for _, q, o in plans)
-    if on_total:
-        on_total(total)
     methods = ["citebot", *(BASELINES if baselines else ())]
     report = Report(source=str(path), articles=len(squad), outcomes={m: [] for m in methods})
+    # (library, questions): each question is (text, kind, gold, answers)
+    plans: list[tuple[list[tuple[int, SquadArticle]], list[tuple[str, str, int | None, SquadQuestion | None]]]] = []
+    if library:
+        members = [
+            (n, a) for n, a in enumerate(squad) if len(squad) < HOLDOUT_EVERY or n % HOLDOUT_EVERY != HOLDOUT_EVERY - 1
+        ]
+        held = [(n, a) for n, a in enumerate(squad) if (n, a) not in members]
+        asked: list[tuple[str, str, int | None, SquadQuestion | None]] = []
+        for n, item in members:
+            for q in item.questions[:limit] if limit else item.questions:
+                asked.append((q.question, UNANSWERABLE if q.impossible else ANSWERABLE, n, q))
+        rng = random.Random(f"library:{path}")
+        for _, item in held:
+            pool = [q.question for q in item.questions if not q.impossible]
+            for text in rng.sample(pool, min(min(offtopic, limit) if limit else offtopic, len(pool))):
+                asked.append((text, OFFTOPIC, None, None))
+        plans.append((members, asked))
+    else:
+        for number, item in enumerate(squad):
+            questions = list(item.questions[:limit] if limit else item.questions)
+            others = offtopic_questions(squad, number, min(offtopic, limit) if limit else offtopic)
+            asked = [(q.question, UNANSWERABLE if q.impossible else ANSWERABLE, number, q) for q in questions]
+            asked += [(text, OFFTOPIC, None, None) for text in others]
+            plans.append(([(number, item)], asked))
+    total = sum(len(asked) for _, asked in plans)
+    if on_total:
+        on_total(total)
     done = 0
-    for item, questions, others in plans:
-        article = squad_to_article(item)
-        mapping = map_paragraphs(article, item.contexts)
-        report.unmapped_paragraphs += sum(not m for m in mapping)
-        built = time.perf_counter()
-        retriever, _ = open_article(article, config, embedder, persist=False)
-        report.build_seconds.append(time.perf_counter() - built)
-        k = min(MAX_K, len(article.paragraphs))
-        asked = [(q.question, UNANSWERABLE if q.impossible else ANSWERABLE, q) for q in questions]
-        asked += [(text, OFFTOPIC, None) for text in others]
-        for text, kind, q in asked:
-            gold = tuple(i + 1 for i in mapping[q.paragraph]) if q is not None and kind == ANSWERABLE else ()
+    for members, asked in plans:
+        lib = Library(None, config)
+        searcher = Searcher(lib, embedder)
+        ids: dict[int, int] = {}
+        mappings: dict[int, list[tuple[int, ...]]] = {}
+        for number, item in members:
+            article = squad_to_article(item)
+            mappings[number] = map_paragraphs(article, item.contexts)
+            report.unmapped_paragraphs += sum(not m for m in mappings[number])
+            built = time.perf_counter()
+            ids[number] = lib.add(article, embedder).record.id
+            report.build_seconds.append(time.perf_counter() - built)
+        paragraphs = searcher.index.paragraphs
+        k = min(MAX_K, paragraphs)
+        for text, kind, number, q in asked:
+            gold: tuple[tuple[int, int], ...] = ()
+            if q is not None and number is not None and kind == ANSWERABLE:
+                gold = tuple((ids[number], i + 1) for i in mappings[number][q.paragraph])
             golds = q.answers if q is not None else ()
             t0 = time.perf_counter()
-            result = answer(retriever, text, k=k, min_score=min_score)
+            result = answer(searcher, text, k=k, min_score=min_score)
             ms = 1000 * (time.perf_counter() - t0)
             first = result.passages[0]
             report.outcomes["citebot"].append(
                 Outcome(
                     kind=kind,
-                    ranked=tuple(p.paragraph for p in result.passages),
+                    ranked=tuple((p.article.id, p.paragraph) for p in result.passages),
                     gold=gold,
                     found=result.found,
                     in_quote=contains_answer(first.text, golds),
@@ -369,12 +461,14 @@ def evaluate(
                     ms=ms,
                 )
             )
-            if kind == ANSWERABLE:
+            if kind == ANSWERABLE and len(methods) > 1:
+                rankings = baseline_rankings(searcher, text)
                 for method in methods[1:]:
-                    report.outcomes[method].append(_baseline_outcome(retriever, method, text, kind, gold, golds))
+                    report.outcomes[method].append(_baseline_outcome(rankings[method], kind, gold, golds))
             done += 1
             if progress:
                 progress(done, total)
+        lib.close()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -382,6 +476,7 @@ def evaluate(
 LABELS = {
     "paragraph_r1": "paragraph R@1",
     "paragraph_r3": "paragraph R@3",
+    "article_r1": "article R@1",
     "mrr": "MRR@20",
     "answer_in_quote": "answer in quote",
     "answer_in_highlight": "answer in highlight",

@@ -1,129 +1,109 @@
-"""Retrieve: rank an article's paragraphs for a question and find the answering sentence.
+"""Retrieve: rank the library's paragraphs for a question and find the answering sentence in each.
 
-The raw evidence (:class:`Evidence`) is of two kinds:
-
-* dense: the cosine between the question and each chunk (sentence window) and
-  each sentence, from the faiss index;
-* lexical: BM25 over stemmed words (bm25s), of paragraphs and of sentences.
-
-:mod:`index.ranker` turns it into a handful of features per paragraph and per
-sentence (the cosines, BM25 shares, the share of the question's IDF mass and
-word pairs found, the neighbouring sentences) and weighs them with linear
-models fitted on SQuAD (``index/data/ranker.json``, fitted by
-``benchmarks/tune.py`` with article-wise cross-validation). The same features
-give the probability that the article answers the question at all.
+Two stages. First, candidates: the paragraphs holding the sentences nearest to the question in the
+library's faiss index, and the paragraphs BM25 scores highest (a scope of at most
+:data:`SCORE_WHOLE` paragraphs, such as one news article, is taken whole). Second, for the candidates
+only, the evidence (cosines of every sentence and sentence window, BM25 of paragraphs and sentences,
+which question words each sentence holds) becomes the named features of :mod:`index.features`, which
+the fitted models of :mod:`index.ranker` weigh. Statistics (IDF, BM25's document frequencies) are those
+of the collection searched: the whole library, or the articles in scope.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.embed import Embedder
-from index.lexical import BM25Index, tokenize
-from index.ranker import ArticleStats, Ranker, decision_features, default_ranker, features
-from index.store import ArticleIndex
+from index.features import Evidence, Features, decision_features, features
+from index.lexical import bm25_idf, bm25_tf, term_counts, tokenize
+from index.library import ArticleData, Library, LibraryIndex
+from index.ranker import Ranker, default_ranker
+from index.vectors import split_id
+
+if TYPE_CHECKING:
+    from index.embed import Embedder
+
+#: A scope of at most this many paragraphs is scored whole: no first stage.
+SCORE_WHOLE = 120
+#: Sentences taken from the faiss index in the first stage.
+DENSE_SENTENCES = 200
+#: Paragraphs taken from the dense and from the BM25 first stage (at most; the union is scored).
+DENSE_PARAGRAPHS = 40
+BM25_PARAGRAPHS = 40
 
 
 @dataclass(frozen=True)
 class ScoredParagraph:
-    """One paragraph's evidence for a question.
+    """One candidate paragraph, scored.
 
     Attributes:
-        paragraph: 0-based paragraph number.
-        score: the ranker's share of belief that it is the answering paragraph (0 to 1; the
-            article's paragraphs add up to 1).
-        dense: cosine of its best chunk or sentence with the question.
-        lexical: its BM25 score divided by the best paragraph's (0 to 1).
-        sentences: indices of its sentences (into ``ArticleIndex.sentences``), best first.
+        article: the article it belongs to.
+        paragraph: its 0-based number in the article.
+        score: the ranker's share of belief that it is the answering paragraph (the candidates' shares add
+            up to 1).
+        sentences: its sentences (article-wide numbers), best first.
         sentence_scores: their ranker scores (linear, unbounded), in the same order.
     """
 
+    article: ArticleData
     paragraph: int
     score: float
-    dense: float
-    lexical: float
     sentences: tuple[int, ...]
     sentence_scores: tuple[float, ...]
 
 
 @dataclass(frozen=True)
 class Ranking:
-    """All paragraphs of the article ranked for one question, and whole-question evidence.
+    """The candidate paragraphs ranked for one question, and whether the collection answers it.
 
     Attributes:
-        paragraphs: every paragraph, best first.
-        best_sentence_cosine: the highest cosine of any sentence or chunk with the question.
-        term_coverage: the share of the question's content words found in the article.
-        answerability: the probability that the article answers the question.
+        paragraphs: the candidates, best first.
+        confidence: the probability that the collection searched answers the question.
+        features: the features the ranking was made from.
+        evidence: the raw evidence behind them.
+        articles: how many articles were searched.
     """
 
     paragraphs: tuple[ScoredParagraph, ...]
-    best_sentence_cosine: float
-    term_coverage: float
-    answerability: float = 0.0
-
-
-def _cosines(index: object, query: np.ndarray) -> np.ndarray:
-    """Return the cosine of ``query`` with every vector of a faiss index, in stored order."""
-    total = index.ntotal  # type: ignore[attr-defined]
-    out = np.full(total, -1.0, dtype=np.float32)
-    if total:
-        scores, ids = index.search(query.reshape(1, -1), total)  # type: ignore[attr-defined]
-        out[ids[0]] = scores[0]
-    return out
+    confidence: float
+    features: Features | None
+    evidence: Evidence | None
+    articles: int
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """The raw scores of one question against every part of the article, before any fusion.
+class Candidates:
+    """The candidate paragraphs as ``(article, paragraph)`` pairs, and the question's terms and statistics."""
 
-    Attributes:
-        terms: the question's stemmed content words.
-        chunk_cosine: cosine of the question with each chunk.
-        sentence_cosine: cosine with each sentence.
-        paragraph_dense: per paragraph, the best cosine of its chunks and sentences.
-        paragraph_bm25: per paragraph, its BM25 score.
-        sentence_bm25: per sentence, its BM25 score (sentences as the documents).
-    """
-
-    terms: list[str]
-    chunk_cosine: np.ndarray
-    sentence_cosine: np.ndarray
-    paragraph_dense: np.ndarray
-    paragraph_bm25: np.ndarray
-    sentence_bm25: np.ndarray
+    pairs: list[tuple[ArticleData, int]]
+    unique_ids: np.ndarray
+    multiplicity: np.ndarray
+    weights: np.ndarray
+    known: np.ndarray
+    sentence_idf: np.ndarray
+    sentence_average: float
+    paragraph_average: float
+    articles: int
 
 
-class Retriever:
-    """Hybrid dense + BM25 search over one :class:`ArticleIndex`.
+class Searcher:
+    """Hybrid dense + BM25 search over a :class:`~index.library.Library`.
 
     Args:
-        index: the article's index.
-        embedder: the model the index was built with (used for questions).
+        library: the library to search.
+        embedder: the model its vectors were made with (used for questions).
         ranker: the fitted weights; the shipped ones by default.
     """
 
-    def __init__(self, index: ArticleIndex, embedder: Embedder, ranker: Ranker | None = None) -> None:
-        self.index = index
+    def __init__(self, library: Library, embedder: Embedder, ranker: Ranker | None = None) -> None:
+        self.library = library
         self.embedder = embedder
         self._ranker = ranker
-        article = index.article
-        n = len(article.paragraphs)
-        sentence_texts = [article.text[s.start : s.end] for s in index.sentences]
-        self._paragraph_bm25 = BM25Index([article.paragraph(i) for i in range(n)])
-        self._sentence_bm25 = BM25Index(sentence_texts)
-        self._chunk_paragraph = np.array([c.paragraph for c in index.chunks], dtype=np.int64)
-        self._sentence_paragraph = np.array([s.paragraph for s in index.sentences], dtype=np.int64)
         self._query_cache: dict[str, np.ndarray] = {}
-        self.stats = ArticleStats(
-            self._paragraph_bm25.tokens,
-            self._sentence_bm25.tokens,
-            sentence_texts,
-            self._sentence_paragraph,
-            [(c.first, c.last) for c in index.chunks],
-        )
 
     @property
     def ranker(self) -> Ranker:
@@ -133,11 +113,11 @@ class Retriever:
         return self._ranker
 
     @property
-    def sentence_paragraph(self) -> np.ndarray:
-        """The 0-based paragraph of every sentence, in sentence order."""
-        return self._sentence_paragraph
+    def index(self) -> LibraryIndex:
+        """The library in memory, brought up to date (one ``stat`` when nothing changed)."""
+        return self.library.index(self.embedder)
 
-    def _encode(self, question: str) -> np.ndarray:
+    def encode(self, question: str) -> np.ndarray:
         """Return the question's vector; the last few are kept, so asking again (``more``) costs nothing."""
         vector = self._query_cache.get(question)
         if vector is None:
@@ -146,54 +126,192 @@ class Retriever:
             vector = self._query_cache[question] = self.embedder.encode_query(question)
         return vector
 
-    def evidence(self, question: str) -> Evidence:
-        """Return the raw dense and BM25 scores of ``question`` against every chunk, sentence and paragraph."""
-        n = len(self.index.article.paragraphs)
-        query = self._encode(question)
+    # --- stage one ----------------------------------------------------------------------------------
+
+    def candidates(self, question: str, scope: Collection[int] | None = None) -> Candidates:
+        """Return the paragraphs worth scoring for ``question`` within ``scope`` (article ids; ``None``: all)."""
+        lib = self.index
+        keys = lib.keys_of(scope)
         terms = tokenize(question)
-        chunk_cos = _cosines(self.index.chunk_vectors, query)
-        sentence_cos = _cosines(self.index.sentence_vectors, query)
-        dense = np.full(n, -1.0, dtype=np.float32)
-        np.maximum.at(dense, self._chunk_paragraph, chunk_cos)
-        np.maximum.at(dense, self._sentence_paragraph, sentence_cos)
-        return Evidence(
-            terms=terms,
-            chunk_cosine=chunk_cos,
-            sentence_cosine=sentence_cos,
-            paragraph_dense=dense,
-            paragraph_bm25=self._paragraph_bm25.scores(terms),
-            sentence_bm25=self._sentence_bm25.scores(terms),
+        unique = list(dict.fromkeys(terms))
+        unique_ids = np.array([lib.vocabulary.get(t, -1) for t in unique], dtype=np.int64)
+        multiplicity = np.array([terms.count(t) for t in unique], dtype=np.float64)
+        stats = lib.stats(unique_ids, keys)
+        weights = bm25_idf(stats.paragraph_df, stats.paragraphs)
+        chosen = list(lib.articles.values()) if keys is None else [lib.articles[k] for k in keys]
+        if stats.paragraphs <= SCORE_WHOLE:
+            pairs = [(data, p) for data in chosen for p in range(len(data.paragraphs))]
+        else:
+            pairs = self._first_stage(lib, question, keys, unique_ids, multiplicity, weights, stats.paragraph_length)
+        return Candidates(
+            pairs=pairs,
+            unique_ids=unique_ids,
+            multiplicity=multiplicity,
+            weights=weights,
+            known=stats.paragraph_df > 0,
+            sentence_idf=bm25_idf(stats.sentence_df, stats.sentences),
+            sentence_average=stats.sentence_length,
+            paragraph_average=stats.paragraph_length,
+            articles=len(chosen),
         )
 
-    def rank(self, question: str) -> Ranking:
-        """Score every paragraph for ``question`` and order them, best first."""
-        ev = self.evidence(question)
-        f = features(ev, self.stats, question)
+    def _first_stage(
+        self,
+        lib: LibraryIndex,
+        question: str,
+        keys: list[int] | None,
+        unique_ids: np.ndarray,
+        multiplicity: np.ndarray,
+        weights: np.ndarray,
+        average: float,
+    ) -> list[tuple[ArticleData, int]]:
+        seen: dict[tuple[int, int], None] = {}
+        _, ids = lib.vectors.search(self.encode(question), DENSE_SENTENCES, keys)
+        for key, sentence in zip(*split_id(ids), strict=True):
+            data = lib.articles.get(int(key))
+            if data is None:
+                continue
+            seen.setdefault((data.key, int(data.sentence_paragraph[sentence])), None)
+            if len(seen) >= DENSE_PARAGRAPHS:
+                break
+        known = unique_ids >= 0
+        if known.any():
+            query = np.repeat(unique_ids[known], multiplicity[known].astype(np.int64))
+            idf = np.repeat(weights[known], multiplicity[known].astype(np.int64))
+            scores = lib.postings.bm25(query, idf, lib.paragraph_length, average)
+            mask = lib.alive if keys is None else lib.alive & np.isin(lib.paragraph_key, keys)
+            scores = np.where(mask, scores, 0.0)
+            top = np.argpartition(-scores, min(BM25_PARAGRAPHS, len(scores) - 1))[:BM25_PARAGRAPHS]
+            for number in top[np.argsort(-scores[top], kind="stable")]:
+                if scores[number] <= 0:
+                    break
+                seen.setdefault((int(lib.paragraph_key[number]), int(lib.paragraph_local[number])), None)
+        return [(lib.articles[key], p) for key, p in seen]
+
+    # --- stage two ----------------------------------------------------------------------------------
+
+    def evidence(self, question: str, c: Candidates) -> tuple[Evidence, np.ndarray]:
+        """Return the candidates' raw evidence and, per candidate sentence, its article-wide number."""
+        query = self.encode(question)
+        sp, cos, numbers, token_parts, lengths = [], [], [], [], []
+        digits, words, unique = [], [], []
+        chunk_first, chunk_last, chunk_cos = [], [], []
+        offsets = [0]
+        base = 0
+        for local, (data, p) in enumerate(c.pairs):
+            a, b = int(data.paragraph_sentences[p]), int(data.paragraph_sentences[p + 1])
+            s_cos = data.vectors[a:b] @ query
+            cos.append(s_cos)
+            sp.append(np.full(b - a, local, dtype=np.int64))
+            numbers.append(np.arange(a, b))
+            part = data.tokens[data.token_offsets[a] : data.token_offsets[b]]
+            token_parts.append(part)
+            offsets.extend((data.token_offsets[a + 1 : b + 1] - data.token_offsets[a] + offsets[-1]).tolist())
+            lengths.append(data.sentence_length[a:b])
+            digits.append(data.sentence_digit[a:b])
+            words.append(data.sentence_words[a:b])
+            unique.append(data.sentence_unique[a:b])
+            lo, hi = np.searchsorted(data.chunk_first, [a, b])
+            firsts, lasts = data.chunk_first[lo:hi], data.chunk_last[lo:hi]
+            cumulative = np.concatenate([[0.0], np.cumsum(s_cos, dtype=np.float64)])
+            chunk_cos.append((cumulative[lasts - a] - cumulative[firsts - a]) * data.chunk_inverse_norm[lo:hi])
+            chunk_first.append(firsts - a + base)
+            chunk_last.append(lasts - a + base)
+            base += b - a
+        cat = np.concatenate
+        empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        sentence_paragraph = cat(sp) if sp else empty_i
+        tokens = cat(token_parts) if token_parts else np.zeros(0, dtype=np.int32)
+        token_offsets = np.array(offsets, dtype=np.int64)
+        counts = term_counts(tokens, token_offsets, c.unique_ids)
+        sentence_length = cat(lengths) if lengths else empty_f
+        # BM25 of sentences (documents: the collection's sentences) and of paragraphs, from the counts.
+        weights = c.sentence_idf * c.multiplicity
+        sentence_bm25 = (bm25_tf(counts, sentence_length[:, None], c.sentence_average) * weights).sum(axis=1)
+        m = len(c.pairs)
+        paragraph_counts = np.zeros((m, len(c.unique_ids)))
+        if len(sentence_paragraph):
+            np.add.at(paragraph_counts, sentence_paragraph, counts)
+        paragraph_length = np.array([data.paragraph_length[p] for data, p in c.pairs], dtype=np.float64)
+        paragraph_bm25 = (
+            bm25_tf(paragraph_counts, paragraph_length[:, None], c.paragraph_average) * (c.weights * c.multiplicity)
+        ).sum(axis=1)
+        s_bigrams, p_bigrams = _bigrams(tokens, token_offsets, sentence_paragraph, c.unique_ids, m)
+        ev = Evidence(
+            paragraphs=m,
+            sentence_paragraph=sentence_paragraph,
+            sentence_cosine=cat(cos).astype(np.float64) if cos else empty_f,
+            chunk_cosine=cat(chunk_cos) if chunk_cos else empty_f,
+            chunk_first=cat(chunk_first).astype(np.int64) if chunk_first else empty_i,
+            chunk_last=cat(chunk_last).astype(np.int64) if chunk_last else empty_i,
+            paragraph_bm25=paragraph_bm25,
+            sentence_bm25=sentence_bm25,
+            presence=counts > 0,
+            sentence_bigrams=s_bigrams,
+            paragraph_bigrams=p_bigrams,
+            pairs=max(len(c.unique_ids) - 1, 0),
+            sentence_digit=cat(digits).astype(np.float64) if digits else empty_f,
+            sentence_words=cat(words).astype(np.float64) if words else empty_f,
+            sentence_unique=cat(unique).astype(np.float64) if unique else empty_f,
+            weights=c.weights,
+            known=c.known,
+        )
+        return ev, cat(numbers) if numbers else empty_i
+
+    def rank(self, question: str, scope: Collection[int] | None = None) -> Ranking:
+        """Rank the paragraphs of the articles in ``scope`` (ids; ``None``: the whole library) for ``question``."""
+        c = self.candidates(question, scope)
+        if not c.pairs:
+            return Ranking((), 0.0, None, None, c.articles)
+        ev, numbers = self.evidence(question, c)
+        f = features(ev, question)
         logits = self.ranker.paragraph(f.paragraphs)
         share = np.exp(logits - logits.max(initial=0.0))
         share /= share.sum() or 1.0
         s_score = self.ranker.sentence(f.sentences)
-        bm25 = ev.paragraph_bm25
-        lexical = bm25 / bm25.max() if bm25.max() > 0 else bm25
+        sp = ev.sentence_paragraph
         order = np.argsort(-logits, kind="stable")
-        s_order = np.lexsort((-s_score, self._sentence_paragraph))  # by paragraph, best sentence first
-        bounds = np.searchsorted(self._sentence_paragraph[s_order], np.arange(len(logits) + 1))
+        s_order = np.lexsort((-s_score, sp))  # by paragraph, best sentence first
+        bounds = np.searchsorted(sp[s_order], np.arange(len(c.pairs) + 1))
         scored = []
         for p in order:
             members = s_order[bounds[p] : bounds[p + 1]]
+            data, number = c.pairs[p]
             scored.append(
                 ScoredParagraph(
-                    paragraph=int(p),
+                    article=data,
+                    paragraph=number,
                     score=float(share[p]),
-                    dense=float(ev.paragraph_dense[p]),
-                    lexical=float(lexical[p]),
-                    sentences=tuple(int(i) for i in members),
+                    sentences=tuple(int(numbers[i]) for i in members),
                     sentence_scores=tuple(float(s_score[i]) for i in members),
                 )
             )
-        top = scored[0] if scored else None
-        answerable = 0.0
-        if top is not None:
-            best = top.sentences[0] if top.sentences else None
-            answerable = self.ranker.probability(decision_features(f, top.paragraph, best, self.index.background))
-        return Ranking(tuple(scored), f.best_cosine, f.coverage, answerable)
+        top = int(order[0])
+        best = int(s_order[bounds[top]]) if bounds[top + 1] > bounds[top] else None
+        x = decision_features(f, top, best, c.pairs[top][0].background)
+        return Ranking(tuple(scored), self.ranker.confidence(x), f, ev, c.articles)
+
+
+def _bigrams(
+    tokens: np.ndarray, offsets: np.ndarray, sentence_paragraph: np.ndarray, unique_ids: np.ndarray, paragraphs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return per sentence and per paragraph how many of the question's adjacent term pairs they hold."""
+    sentences = len(offsets) - 1
+    s_out = np.zeros(max(sentences, 0))
+    p_out = np.zeros(paragraphs)
+    if len(unique_ids) < 2 or len(tokens) < 2:
+        return s_out, p_out
+    owner = np.repeat(np.arange(sentences), np.diff(offsets))
+    p_owner = sentence_paragraph[owner]
+    left, right = tokens[:-1], tokens[1:]
+    for a, b in itertools.pairwise(unique_ids):
+        if a < 0 or b < 0:
+            continue
+        at = np.flatnonzero((left == a) & (right == b))
+        if not len(at):
+            continue
+        same_sentence = at[owner[at] == owner[at + 1]]
+        s_out[np.unique(owner[same_sentence])] += 1.0
+        same_paragraph = at[p_owner[at] == p_owner[at + 1]]
+        p_out[np.unique(p_owner[same_paragraph])] += 1.0
+    return s_out, p_out

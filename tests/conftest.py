@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from index.build import open_article
 from index.config import IndexConfig, default_article
 from index.embed import Embedder
 from index.ingest import Article, read_article
-from index.retrieve import Retriever
+from index.library import ArticleData, Library
+from index.retrieve import Searcher
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -33,10 +33,18 @@ def seed() -> Article:
 
 
 @pytest.fixture(scope="session")
-def seed_retriever(seed: Article, embedder: Embedder) -> Retriever:
-    """The bundled article's index, built in memory."""
-    retriever, _ = open_article(seed, IndexConfig(), embedder, persist=False)
-    return retriever
+def seed_searcher(embedder: Embedder) -> Searcher:
+    """A library in memory holding only the bundled article (as a new library does)."""
+    searcher = Searcher(Library(None, IndexConfig()), embedder)
+    searcher.index  # noqa: B018 - seed it now
+    return searcher
+
+
+@pytest.fixture(scope="session")
+def seed_data(seed_searcher: Searcher) -> ArticleData:
+    """The bundled article as the library holds it in memory."""
+    (data,) = seed_searcher.index.articles.values()
+    return data
 
 
 @pytest.fixture

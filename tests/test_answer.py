@@ -8,38 +8,41 @@ from pathlib import Path
 import pytest
 
 from index.answer import MAX_K, answer
-from index.retrieve import Retriever
+from index.library import ArticleData
+from index.retrieve import Searcher
 
 QUESTIONS = json.loads((Path(__file__).resolve().parent.parent / "benchmarks" / "seed_questions.json").read_text())
 
 
 @pytest.mark.parametrize("case", QUESTIONS["answerable"], ids=lambda c: c["question"])
-def test_answerable_question_quotes_the_answering_paragraph(seed_retriever: Retriever, case: dict) -> None:
-    result = answer(seed_retriever, case["question"])
+def test_answerable_question_quotes_the_answering_paragraph(seed_searcher: Searcher, case: dict) -> None:
+    result = answer(seed_searcher, case["question"])
     assert result.found, f"confidence {result.confidence:.3f}"
     assert result.passages[0].paragraph == case["paragraph"]
 
 
 @pytest.mark.parametrize("question", QUESTIONS["offtopic"])
-def test_offtopic_question_is_not_found(seed_retriever: Retriever, question: str) -> None:
-    result = answer(seed_retriever, question)
+def test_offtopic_question_is_not_found(seed_searcher: Searcher, question: str) -> None:
+    result = answer(seed_searcher, question)
     assert not result.found, f"confidence {result.confidence:.3f}"
     assert result.passages  # the nearest text is still offered, marked as not an answer
 
 
-def test_answering_sentence_is_marked(seed_retriever: Retriever) -> None:
+def test_answering_sentence_is_marked(seed_searcher: Searcher) -> None:
     hits = 0
     for case in QUESTIONS["answerable"]:
-        top = answer(seed_retriever, case["question"]).passages[0]
+        top = answer(seed_searcher, case["question"]).passages[0]
         hits += case["sentence"] in top.sentence
     assert hits >= 0.9 * len(QUESTIONS["answerable"])
 
 
 @pytest.mark.parametrize("k", [1, 3, 5, MAX_K])
-def test_quotes_are_verbatim_substrings_of_the_cleaned_article(seed_retriever: Retriever, k: int) -> None:
-    text = seed_retriever.index.article.text
-    sentences = {(s.start, s.end) for s in seed_retriever.index.sentences}
-    result = answer(seed_retriever, "What did Turkey and Russia agree in Moscow?", k=k)
+def test_quotes_are_verbatim_substrings_of_the_cleaned_article(
+    seed_searcher: Searcher, seed_data: ArticleData, k: int
+) -> None:
+    text = seed_data.text
+    sentences = {(int(a), int(b)) for _, a, b in seed_data.sentences}
+    result = answer(seed_searcher, "What did Turkey and Russia agree in Moscow?", k=k)
     assert len(result.passages) == min(k, 20)
     assert len({p.paragraph for p in result.passages}) == len(result.passages)
     scores = [p.score for p in result.passages]
@@ -50,15 +53,16 @@ def test_quotes_are_verbatim_substrings_of_the_cleaned_article(seed_retriever: R
         for start, end in p.highlight:
             assert 0 <= start < end <= len(p.text)
             assert (p.start + start, p.start + end) in sentences  # the mark is a whole sentence
+        assert p.article.id == seed_data.record.id and p.article.title == seed_data.record.title
 
 
-def test_k_out_of_range_lists_the_valid_range(seed_retriever: Retriever) -> None:
+def test_k_out_of_range_lists_the_valid_range(seed_searcher: Searcher) -> None:
     with pytest.raises(ValueError, match="from 1 to 20"):
-        answer(seed_retriever, "Who?", k=0)
+        answer(seed_searcher, "Who?", k=0)
 
 
-def test_the_same_question_gets_the_same_answer(seed_retriever: Retriever) -> None:
-    a = answer(seed_retriever, "  Who withdrew   from Nayrab? ")
-    b = answer(seed_retriever, "Who withdrew from Nayrab?")
+def test_the_same_question_gets_the_same_answer(seed_searcher: Searcher) -> None:
+    a = answer(seed_searcher, "  Who withdrew   from Nayrab? ")
+    b = answer(seed_searcher, "Who withdrew from Nayrab?")
     assert a.question == b.question == "Who withdrew from Nayrab?"
     assert a.to_dict() == b.to_dict()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index import store
+from index import library as library_module
 from index.background import MIN_STD, Background, background_questions, background_vectors, measure
-from index.build import open_index
 from index.config import IndexConfig
 from index.embed import Embedder
 from index.ingest import Article
+from index.library import Library
+from index.retrieve import Searcher
 
 
 def test_measure_is_the_spread_of_each_questions_best_cosine() -> None:
@@ -29,26 +30,38 @@ def test_questions_are_everyday_and_many() -> None:
     assert all(q.endswith("?") and not q.startswith("#") for q in questions)
 
 
-def test_seed_background_is_low_and_its_questions_stand_far_above_it(seed_retriever, embedder: Embedder) -> None:
-    b = seed_retriever.index.background
+def test_seed_background_is_low_and_its_questions_stand_far_above_it(seed_searcher, seed_data, embedder) -> None:
+    b = seed_data.background
     assert 0.0 < b.mean < 0.3 and 0.0 < b.std < 0.2
     vectors = background_vectors(embedder)
     assert vectors.shape == (len(background_questions()), embedder.dimension)
-    ranking = seed_retriever.rank("How many people have fled their homes toward the Turkish border?")
-    assert b.z(ranking.best_sentence_cosine) > 3
+    ranking = seed_searcher.rank("How many people have fled their homes toward the Turkish border?")
+    assert ranking.features is not None and b.z(ranking.features.best_cosine) > 3
 
 
 def test_background_is_stored_and_reloaded(seed: Article, embedder: Embedder, config: IndexConfig) -> None:
-    built, _ = open_index(seed, embedder, config)
-    loaded, r2 = open_index(seed, embedder, config)
-    assert not r2.built
-    assert loaded.background == built.background != Background()
+    first = Library(config.data_dir, config)
+    built = first.add(seed, embedder).record
+    again = Library(config.data_dir, config)
+    (loaded,) = [r for r in again.records() if r.fingerprint == seed.fingerprint]
+    assert (loaded.background_mean, loaded.background_std) == (built.background_mean, built.background_std)
+    assert Background(loaded.background_mean, loaded.background_std) != Background()
 
 
-def test_changed_background_questions_rebuild_the_index(
+def test_changed_background_questions_are_measured_again_without_embedding_the_articles(
     seed: Article, embedder: Embedder, config: IndexConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, r1 = open_index(seed, embedder, config)
-    monkeypatch.setattr(store, "questions_fingerprint", lambda: "something-else")
-    _, r2 = open_index(seed, embedder, config)
-    assert r2.built and r2.directory != r1.directory
+    library = Library(config.data_dir, config)
+    library.add(seed, embedder)
+    monkeypatch.setattr(library_module, "questions_fingerprint", lambda: "something-else")
+    with library.catalog.transaction():
+        library.catalog.set_meta("background_questions", "old")
+    for record in library.records():
+        with library.catalog.transaction() as db:
+            db.execute("UPDATE articles SET background_mean = 0.9 WHERE id = ?", (record.id,))
+    calls = []
+    original = embedder.encode
+    monkeypatch.setattr(embedder, "encode", lambda texts, **kw: calls.append(len(texts)) or original(texts, **kw))
+    Searcher(library, embedder).index  # noqa: B018
+    assert all(r.background_mean < 0.5 for r in library.records())  # measured again
+    assert calls == []  # from the stored vectors: no article text was embedded

@@ -54,19 +54,19 @@ def test_utf16_with_bom_and_utf8_bom_are_read(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t", "\u200b"])
-def test_empty_questions_are_refused(seed_retriever, question: str) -> None:
+def test_empty_questions_are_refused(seed_searcher, question: str) -> None:
     with pytest.raises(QuestionError, match="empty"):
-        answer(seed_retriever, question)
+        answer(seed_searcher, question)
 
 
-def test_overlong_question_is_refused(seed_retriever) -> None:
+def test_overlong_question_is_refused(seed_searcher) -> None:
     with pytest.raises(QuestionError, match="too long"):
-        answer(seed_retriever, "why " * 400)
+        answer(seed_searcher, "why " * 400)
 
 
 @pytest.mark.parametrize("question", ["???", "🙂🙂", "\u202e\u0645\u0631\u062d\u0628\u0627", "<b>&amp;</b>"])
-def test_odd_questions_get_an_answer_not_an_error(seed_retriever, question: str) -> None:
-    result = answer(seed_retriever, question)
+def test_odd_questions_get_an_answer_not_an_error(seed_searcher, question: str) -> None:
+    result = answer(seed_searcher, question)
     assert result.found is False
     assert result.passages
 

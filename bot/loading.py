@@ -1,0 +1,80 @@
+"""How every front end opens what it answers from: the library, or one article file outside it.
+
+The library is ``CITEBOT_DATA_DIR``; ``--article PATH`` (or ``CITEBOT_ARTICLE``) answers from one file
+instead, through a library of that one article cached under ``CITEBOT_DATA_DIR/articles/``, so a
+second run reuses its vectors. Nothing here loads the model before the input has been checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.settings import Settings
+from index.config import IndexConfig
+from index.ingest import Article, read_article
+from index.library import Library, check_data_dir
+
+if TYPE_CHECKING:
+    from index.embed import Embedder
+    from index.retrieve import Searcher
+
+#: One-article libraries kept for ``--article`` (the least recently used beyond this are deleted).
+KEEP_ARTICLE_CACHES = 16
+
+
+def open_library(settings: Settings) -> Library:
+    """Return the library of ``CITEBOT_DATA_DIR`` (created if missing; the model is not loaded)."""
+    return Library(check_data_dir(settings.index.data_dir), settings.index)
+
+
+def article_library(settings: Settings, article: Article) -> Library:
+    """Return the cached library that holds only ``article`` (a file given with ``--article``)."""
+    data_dir = check_data_dir(settings.index.data_dir)
+    cache = data_dir / "articles"
+    digest = hashlib.sha256(article.source.encode()).hexdigest()[:16]
+    directory = cache / digest
+    config = IndexConfig(**{**settings.index.__dict__, "data_dir": directory, "seed": False})
+    library = Library(directory, config)
+    _prune(cache, keep=directory)
+    return library
+
+
+def _prune(cache: Path, keep: Path) -> None:
+    """Delete the least recently used one-article libraries beyond :data:`KEEP_ARTICLE_CACHES`."""
+    keep.touch(exist_ok=True)
+    entries = sorted((p for p in cache.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[KEEP_ARTICLE_CACHES:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """Load the embedding model of ``settings`` (3-6 s: torch and the weights)."""
+    from index.embed import Embedder
+
+    return Embedder(settings.index.model, threads=settings.index.threads)
+
+
+def open_searcher(settings: Settings, article_path: Path | None, embedder: Embedder | None = None) -> Searcher:
+    """Return a searcher over the library, or over the one article at ``article_path`` (checked first).
+
+    Raises:
+        CitebotError: for an unreadable article or an unusable data directory, before the model loads.
+    """
+    from index.retrieve import Searcher
+
+    path = article_path or settings.article
+    if path is not None:
+        article = read_article(path)
+        library = article_library(settings, article)
+        embedder = embedder or load_embedder(settings)
+        library.add(article, embedder)
+    else:
+        library = open_library(settings)
+        embedder = embedder or load_embedder(settings)
+    searcher = Searcher(library, embedder)
+    searcher.index  # noqa: B018 - load (and seed) the library now, not at the first question
+    return searcher

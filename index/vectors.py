@@ -1,0 +1,218 @@
+"""Vectors: each article's sentence vectors in a file of its own, and one faiss index over the library.
+
+A vector file is written once, atomically (a temporary file, fsync, rename,
+fsync of the directory), and never rewritten: a new version of an article is a
+new file. Its SHA-256 is in the catalog, so a truncated or altered file is
+caught on load.
+
+:class:`VectorIndex` is the library-wide faiss index of every sentence vector,
+with stable ids (``key << 20 | sentence``), so removing an article removes a
+range of ids and renumbers nothing. It searches exactly
+(``IndexIDMap2(IndexFlatIP)``) while the library is small and switches to an
+inverted-file index (``IndexIVFFlat``) above :data:`EXACT_LIMIT` vectors;
+``benchmarks/library_scale.py`` measures the recall of that switch against
+exact search.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from index.errors import IndexCorruptError
+
+if TYPE_CHECKING:
+    import faiss
+
+#: Sentence ids of one article take the low bits of a vector id; the stored version's key the rest.
+SENTENCE_BITS = 20
+MAX_SENTENCES = 1 << SENTENCE_BITS
+#: Up to this many vectors the index is exact; above it, an IVF index (see the module docstring).
+EXACT_LIMIT = 200_000
+#: IVF lists probed per query: chosen by ``benchmarks/library_scale.py`` for recall >= 0.99 of the top 100.
+NPROBE = 48
+#: Training points per IVF list (faiss wants at least 39).
+TRAIN_PER_LIST = 48
+#: Seed of the IVF training sample, so every process trains the same index.
+SEED = 1234
+
+
+def vector_id(key: int, sentence: int) -> int:
+    """Return the faiss id of sentence ``sentence`` of stored version ``key``."""
+    return (key << SENTENCE_BITS) | sentence
+
+
+def split_id(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the keys and the sentence numbers of faiss ``ids``."""
+    ids = np.asarray(ids, dtype=np.int64)
+    return ids >> SENTENCE_BITS, ids & (MAX_SENTENCES - 1)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system can fsync a directory
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def save_vectors(path: Path, vectors: np.ndarray) -> str:
+    """Write ``vectors`` (float32) to ``path`` atomically and durably; return the file's SHA-256."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+    data = buffer.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_vectors(path: Path, sha256: str, rows: int, dimension: int | None = None) -> np.ndarray:
+    """Return the vectors stored at ``path``, checked against their catalog entry.
+
+    Raises:
+        IndexCorruptError: when the file is missing, altered, or of the wrong shape.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path.name} missing") from None
+    except OSError as exc:
+        raise IndexCorruptError(f"{path.name} unreadable ({exc.strerror or exc})") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise IndexCorruptError(f"{path.name} does not match its checksum (truncated or altered)")
+    try:
+        vectors = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        raise IndexCorruptError(f"{path.name} unreadable ({exc})") from None
+    if vectors.ndim != 2 or len(vectors) != rows or (dimension is not None and vectors.shape[1] != dimension):
+        raise IndexCorruptError(f"{path.name} holds {vectors.shape} vectors, expected {rows} rows")
+    if not np.isfinite(vectors).all():
+        raise IndexCorruptError(f"{path.name} holds values that are not finite")
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class VectorIndex:
+    """The faiss index of every sentence vector in the library (see the module docstring).
+
+    Args:
+        dimension: the vectors' dimension.
+        exact_limit: above this many vectors, :meth:`build` makes an IVF index.
+        nprobe: IVF lists searched per query.
+    """
+
+    def __init__(self, dimension: int, exact_limit: int = EXACT_LIMIT, nprobe: int = NPROBE) -> None:
+        import faiss  # imported here: reading the catalog (citebot list, remove) needs no faiss
+
+        self.dimension = dimension
+        self.exact_limit = exact_limit
+        self.nprobe = nprobe
+        self._index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.kind = "exact"
+        self.sizes: dict[int, int] = {}
+
+    @classmethod
+    def build(
+        cls,
+        dimension: int,
+        vectors: Mapping[int, np.ndarray],
+        exact_limit: int = EXACT_LIMIT,
+        nprobe: int = NPROBE,
+    ) -> VectorIndex:
+        """Return an index of ``vectors`` (``{key: (sentences, dimension) array}``): exact or IVF by size."""
+        index = cls(dimension, exact_limit, nprobe)
+        total = sum(len(v) for v in vectors.values())
+        if total > exact_limit:
+            index._index = index._train_ivf(vectors, total)
+            index.kind = "ivf"
+        for key, matrix in vectors.items():
+            index.add(key, matrix)
+        return index
+
+    def _train_ivf(self, vectors: Mapping[int, np.ndarray], total: int) -> faiss.Index:
+        import faiss
+
+        nlist = int(min(4096, max(64, 4 * np.sqrt(total))))
+        rng = np.random.default_rng(SEED)
+        want = min(total, nlist * TRAIN_PER_LIST)
+        keys = sorted(vectors)
+        sample = np.concatenate([vectors[k] for k in keys])
+        if len(sample) > want:
+            sample = sample[np.sort(rng.choice(len(sample), want, replace=False))]
+        quantizer = faiss.IndexFlatIP(self.dimension)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.seed = SEED
+        ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
+        ivf.nprobe = self.nprobe
+        return ivf
+
+    @property
+    def total(self) -> int:
+        """How many vectors the index holds."""
+        return int(self._index.ntotal)
+
+    @property
+    def nlist(self) -> int:
+        """The number of IVF lists (0 for an exact index)."""
+        return int(self._index.nlist) if self.kind == "ivf" else 0
+
+    def add(self, key: int, vectors: np.ndarray) -> None:
+        """Add the sentence vectors of stored version ``key`` (ids ``key << 20 | 0..n-1``)."""
+        if len(vectors) >= MAX_SENTENCES:
+            raise ValueError(f"an article may have at most {MAX_SENTENCES - 1} sentences, this one has {len(vectors)}")
+        if key in self.sizes:
+            self.remove(key)
+        if len(vectors):
+            ids = vector_id(key, 0) + np.arange(len(vectors), dtype=np.int64)
+            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        self.sizes[key] = len(vectors)
+
+    def remove(self, key: int) -> int:
+        """Remove every vector of stored version ``key``; return how many were removed."""
+        import faiss
+
+        self.sizes.pop(key, None)
+        return int(self._index.remove_ids(faiss.IDSelectorRange(vector_id(key, 0), vector_id(key + 1, 0))))
+
+    def search(self, query: np.ndarray, k: int, keys: Collection[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return the ``k`` best ``(cosines, ids)`` for ``query``, only among ``keys`` when given.
+
+        Ids of ``-1`` pad the result when fewer vectors qualify.
+        """
+        import faiss
+
+        if not self.total or k < 1:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        selector = None
+        if keys is not None:
+            wanted = [vector_id(key, 0) + np.arange(self.sizes.get(key, 0), dtype=np.int64) for key in sorted(keys)]
+            ids = np.concatenate(wanted) if wanted else np.zeros(0, dtype=np.int64)
+            if not len(ids):
+                return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+            selector = faiss.IDSelectorBatch(ids)
+        if self.kind == "ivf":
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe) if selector else None
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector else None
+        scores, ids = self._index.search(query.reshape(1, -1).astype(np.float32), min(k, self.total), params=params)
+        keep = ids[0] >= 0
+        return scores[0][keep], ids[0][keep]
