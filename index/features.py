@@ -170,8 +170,9 @@ def features(ev: Evidence, question: str) -> Features:
     chunk_best = np.full(n_sentences, -1.0)
     if len(ev.chunk_cosine):
         sizes = ev.chunk_last - ev.chunk_first
-        member = np.concatenate([np.arange(a, b) for a, b in zip(ev.chunk_first, ev.chunk_last, strict=True)])
-        np.maximum.at(chunk_best, member, np.repeat(ev.chunk_cosine.astype(np.float64), sizes))
+        starts = np.repeat(ev.chunk_first, sizes)
+        offsets = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        np.maximum.at(chunk_best, starts + offsets, np.repeat(ev.chunk_cosine.astype(np.float64), sizes))
     chunk_paragraph = sp[ev.chunk_first] if len(ev.chunk_first) else np.zeros(0, dtype=np.int64)
     dense = np.maximum(group_max(s_cos, sp, m), group_max(ev.chunk_cosine.astype(np.float64), chunk_paragraph, m))
 

@@ -219,6 +219,9 @@ class LibraryIndex:
         self.paragraph_local = np.zeros(0, dtype=np.int64)
         self.paragraph_length = np.zeros(0, dtype=np.float64)
         self.alive = np.zeros(0, dtype=bool)
+        self._paragraph_df = np.zeros(0)
+        self._sentence_df = np.zeros(0)
+        self._totals = np.zeros(4)  # paragraphs, sentences, their summed lengths
         self.generation = -1
         self._seen: tuple[int, int, int] | None = None
         self._checked = 0.0
@@ -250,18 +253,40 @@ class LibraryIndex:
             window=self.library.config.window,
         )
 
-    def _place(self, data: ArticleData) -> None:
-        """Give ``data`` global paragraph numbers and add its words to the postings."""
-        base = self._next_base
-        n = len(data.paragraphs)
-        self._next_base += n
-        self.base[data.key] = base
-        self.paragraph_key = np.concatenate([self.paragraph_key, np.full(n, data.key, dtype=np.int64)])
-        self.paragraph_local = np.concatenate([self.paragraph_local, np.arange(n, dtype=np.int64)])
-        self.paragraph_length = np.concatenate([self.paragraph_length, data.paragraph_length])
-        self.alive = np.concatenate([self.alive, np.ones(n, dtype=bool)])
-        owner = np.repeat(np.arange(n), np.diff(data.paragraph_tokens)) + base
-        self.postings.add(owner, data.tokens)
+    def _place(self, loaded: list[ArticleData]) -> None:
+        """Give ``loaded`` global paragraph numbers, add their words to the postings and the frequencies."""
+        keys, locals_, lengths, owners, tokens = [], [], [], [], []
+        for data in loaded:
+            base = self._next_base
+            n = len(data.paragraphs)
+            self._next_base += n
+            self.base[data.key] = base
+            keys.append(np.full(n, data.key, dtype=np.int64))
+            locals_.append(np.arange(n, dtype=np.int64))
+            lengths.append(data.paragraph_length)
+            owners.append(np.repeat(np.arange(n), np.diff(data.paragraph_tokens)) + base)
+            tokens.append(data.tokens)
+            self._count(data, +1)
+        if not loaded:
+            return
+        self.paragraph_key = np.concatenate([self.paragraph_key, *keys])
+        self.paragraph_local = np.concatenate([self.paragraph_local, *locals_])
+        self.paragraph_length = np.concatenate([self.paragraph_length, *lengths])
+        self.alive = np.concatenate([self.alive, np.ones(sum(len(k) for k in keys), dtype=bool)])
+        self.postings.add(np.concatenate(owners), np.concatenate(tokens))
+
+    def _count(self, data: ArticleData, sign: int) -> None:
+        """Add (``sign`` +1) or take away (-1) ``data``'s counts from the library-wide frequencies."""
+        top = max(int(data.paragraph_df[0].max(initial=0)), int(data.sentence_df[0].max(initial=0))) + 1
+        if top > len(self._paragraph_df):
+            grow = max(top, 2 * len(self._paragraph_df))
+            self._paragraph_df = np.concatenate([self._paragraph_df, np.zeros(grow - len(self._paragraph_df))])
+            self._sentence_df = np.concatenate([self._sentence_df, np.zeros(grow - len(self._sentence_df))])
+        np.add.at(self._paragraph_df, data.paragraph_df[0], sign * data.paragraph_df[1])
+        np.add.at(self._sentence_df, data.sentence_df[0], sign * data.sentence_df[1])
+        self._totals += sign * np.array(
+            [len(data.paragraphs), len(data.sentences), data.paragraph_length.sum(), data.sentence_length.sum()]
+        )
 
     def _drop(self, key: int) -> None:
         data = self.articles.pop(key, None)
@@ -269,6 +294,7 @@ class LibraryIndex:
             return
         base = self.base.pop(key)
         self.alive[base : base + len(data.paragraphs)] = False
+        self._count(data, -1)
         self.vectors.remove(key)
 
     def refresh(self, force: bool = False) -> bool:
@@ -306,9 +332,8 @@ class LibraryIndex:
                     if repaired is not None:
                         loaded[key] = self._load(repaired)
             first = not self.articles
-            for key, data in loaded.items():
-                self.articles[key] = data
-                self._place(data)
+            self.articles.update(loaded)
+            self._place(list(loaded.values()))
             if first and len(self.articles) == len(loaded):
                 self.vectors = VectorIndex.build(
                     self.dimension,
@@ -339,9 +364,10 @@ class LibraryIndex:
         self.paragraph_length = np.zeros(0, dtype=np.float64)
         self.alive = np.zeros(0, dtype=bool)
         self.postings = Postings()
-        for data in articles:
-            self._place(data)
-        self.postings.compact()
+        self._paragraph_df = np.zeros(0)
+        self._sentence_df = np.zeros(0)
+        self._totals = np.zeros(4)
+        self._place(articles)
 
     # --- questions -------------------------------------------------------------------------------------
 
@@ -358,7 +384,19 @@ class LibraryIndex:
 
     def stats(self, query: np.ndarray, keys: Collection[int] | None) -> CollectionStats:
         """Return the collection statistics of the query term ids over ``keys`` (``None``: all articles)."""
-        chosen = self.articles.values() if keys is None else [self.articles[k] for k in keys]
+        if keys is None:
+            known = (query >= 0) & (query < len(self._paragraph_df))
+            at = np.where(known, query, 0)
+            paragraphs, sentences, p_len, s_len = self._totals
+            return CollectionStats(
+                paragraphs=int(paragraphs),
+                paragraph_df=np.where(known, self._paragraph_df[at] if len(self._paragraph_df) else 0, 0.0),
+                paragraph_length=float(p_len / paragraphs) if paragraphs else 1.0,
+                sentences=int(sentences),
+                sentence_df=np.where(known, self._sentence_df[at] if len(self._sentence_df) else 0, 0.0),
+                sentence_length=float(s_len / sentences) if sentences else 1.0,
+            )
+        chosen = [self.articles[k] for k in keys]
         p_df = np.zeros(len(query))
         s_df = np.zeros(len(query))
         paragraphs = sentences = 0

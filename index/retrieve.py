@@ -186,7 +186,7 @@ class Searcher:
                 if scores[number] <= 0:
                     break
                 seen.setdefault((int(lib.paragraph_key[number]), int(lib.paragraph_local[number])), None)
-        return [(lib.articles[key], p) for key, p in seen]
+        return [(lib.articles[key], p) for key, p in sorted(seen)]
 
     # --- stage two ----------------------------------------------------------------------------------
 
@@ -196,33 +196,42 @@ class Searcher:
         sp, cos, numbers, token_parts, lengths = [], [], [], [], []
         digits, words, unique = [], [], []
         chunk_first, chunk_last, chunk_cos = [], [], []
-        offsets = [0]
+        offsets = [np.zeros(1, dtype=np.int64)]
         base = 0
-        for local, (data, p) in enumerate(c.pairs):
-            a, b = int(data.paragraph_sentences[p]), int(data.paragraph_sentences[p + 1])
-            s_cos = data.vectors[a:b] @ query
+        local = 0
+        # The pairs come grouped by article (see candidates): each article's paragraphs in one go.
+        for data, group in _groups(c.pairs):
+            firsts = data.paragraph_sentences[group]
+            sizes = data.paragraph_sentences[group + 1] - firsts
+            idx = _ranges(firsts, sizes)
+            s_cos = data.vectors[idx] @ query
             cos.append(s_cos)
-            sp.append(np.full(b - a, local, dtype=np.int64))
-            numbers.append(np.arange(a, b))
-            part = data.tokens[data.token_offsets[a] : data.token_offsets[b]]
-            token_parts.append(part)
-            offsets.extend((data.token_offsets[a + 1 : b + 1] - data.token_offsets[a] + offsets[-1]).tolist())
-            lengths.append(data.sentence_length[a:b])
-            digits.append(data.sentence_digit[a:b])
-            words.append(data.sentence_words[a:b])
-            unique.append(data.sentence_unique[a:b])
-            lo, hi = np.searchsorted(data.chunk_first, [a, b])
-            firsts, lasts = data.chunk_first[lo:hi], data.chunk_last[lo:hi]
+            sp.append(np.repeat(np.arange(local, local + len(group)), sizes))
+            numbers.append(idx)
+            t_start = data.token_offsets[idx]
+            t_size = data.token_offsets[idx + 1] - t_start
+            token_parts.append(data.tokens[_ranges(t_start, t_size)])
+            offsets.append(np.cumsum(t_size) + offsets[-1][-1])
+            lengths.append(data.sentence_length[idx])
+            digits.append(data.sentence_digit[idx])
+            words.append(data.sentence_words[idx])
+            unique.append(data.sentence_unique[idx])
+            position = np.full(len(data.sentences), -1, dtype=np.int64)
+            position[idx] = np.arange(len(idx))
+            chosen = np.flatnonzero(position[data.chunk_first] >= 0)
+            c_first = position[data.chunk_first[chosen]]
+            c_last = position[data.chunk_last[chosen] - 1] + 1
             cumulative = np.concatenate([[0.0], np.cumsum(s_cos, dtype=np.float64)])
-            chunk_cos.append((cumulative[lasts - a] - cumulative[firsts - a]) * data.chunk_inverse_norm[lo:hi])
-            chunk_first.append(firsts - a + base)
-            chunk_last.append(lasts - a + base)
-            base += b - a
+            chunk_cos.append((cumulative[c_last] - cumulative[c_first]) * data.chunk_inverse_norm[chosen])
+            chunk_first.append(c_first + base)
+            chunk_last.append(c_last + base)
+            base += len(idx)
+            local += len(group)
         cat = np.concatenate
         empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         sentence_paragraph = cat(sp) if sp else empty_i
         tokens = cat(token_parts) if token_parts else np.zeros(0, dtype=np.int32)
-        token_offsets = np.array(offsets, dtype=np.int64)
+        token_offsets = cat(offsets).astype(np.int64)
         counts = term_counts(tokens, token_offsets, c.unique_ids)
         sentence_length = cat(lengths) if lengths else empty_f
         # BM25 of sentences (documents: the collection's sentences) and of paragraphs, from the counts.
@@ -274,22 +283,44 @@ class Searcher:
         s_order = np.lexsort((-s_score, sp))  # by paragraph, best sentence first
         bounds = np.searchsorted(sp[s_order], np.arange(len(c.pairs) + 1))
         scored = []
-        for p in order:
-            members = s_order[bounds[p] : bounds[p + 1]]
+        ordered_numbers = numbers[s_order].tolist()
+        ordered_scores = s_score[s_order].tolist()
+        for p in order.tolist():
+            a, b = int(bounds[p]), int(bounds[p + 1])
             data, number = c.pairs[p]
             scored.append(
                 ScoredParagraph(
                     article=data,
                     paragraph=number,
                     score=float(share[p]),
-                    sentences=tuple(int(numbers[i]) for i in members),
-                    sentence_scores=tuple(float(s_score[i]) for i in members),
+                    sentences=tuple(ordered_numbers[a:b]),
+                    sentence_scores=tuple(ordered_scores[a:b]),
                 )
             )
         top = int(order[0])
         best = int(s_order[bounds[top]]) if bounds[top + 1] > bounds[top] else None
         x = decision_features(f, top, best, c.pairs[top][0].background)
         return Ranking(tuple(scored), self.ranker.confidence(x), f, ev, c.articles)
+
+
+def _groups(pairs: list[tuple[ArticleData, int]]) -> list[tuple[ArticleData, np.ndarray]]:
+    """Return the runs of ``pairs`` that share an article, as ``(article, paragraph numbers)``."""
+    out: list[tuple[ArticleData, list[int]]] = []
+    for data, p in pairs:
+        if out and out[-1][0] is data:
+            out[-1][1].append(p)
+        else:
+            out.append((data, [p]))
+    return [(data, np.array(ps, dtype=np.int64)) for data, ps in out]
+
+
+def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Return the concatenation of ``arange(start, start + size)`` for each pair, without a Python loop."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    total = int(sizes.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    return np.repeat(np.asarray(starts, dtype=np.int64) - np.cumsum(sizes) + sizes, sizes) + np.arange(total)
 
 
 def _bigrams(

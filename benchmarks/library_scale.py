@@ -1,0 +1,213 @@
+"""How the library scales: add time, query latency, memory, disk and ANN recall at 1k, 10k and 100k paragraphs.
+
+    .venv/bin/python benchmarks/library_scale.py [--sizes 1000 10000 100000] [--queries 100]
+
+Each size runs in a fresh process (so its peak memory is its own) that builds a library on disk in a
+temporary directory and opens it again as the bot or the console would. Paragraphs are real text: SQuAD
+sentences (from ``../shared/data``) recombined, 3 to 7 at a time, into distinct paragraphs of 20-paragraph
+articles. Their vectors are the real model's up to 10,000 paragraphs; above that, each sentence's copy
+gets its own synthetic vector (its real vector plus a little noise, normalised) so the copies are
+distinct points. The articles are stored with the library's own code (catalog, vector files), bypassing
+only the sentence splitter and the model; everything measured afterwards is the product's own path:
+
+* add: ``Library.add`` of a new 20-paragraph article of real text with the real model (median of 5);
+* query: ``index.answer.answer`` of real SQuAD questions, question embedding included (p50 / p95);
+* recall: the faiss index's top 100 sentences against exact search over every vector (ties counted as hits);
+* peak RSS of the process, and the library's size on disk.
+
+Exits 1 when the 100k targets (query p50 <= 30 ms, peak RSS <= 2.5 GB, recall >= 0.99) are missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+CACHE = Path.home() / ".cache" / "citebot-bench"
+PARAGRAPHS_PER_ARTICLE = 20
+REAL_LIMIT = 10_000
+TARGETS = {"query_p50_ms": 30.0, "peak_rss_gb": 2.5, "recall": 0.99}
+
+
+def _sentences_and_questions() -> tuple[list[str], list[str]]:
+    from index.chunk import sentence_spans
+
+    sentences: dict[str, None] = {}
+    questions: list[str] = []
+    for path in sorted(DATA.glob("squad-*.json")):
+        for entry in json.loads(path.read_text())["data"]:
+            for paragraph in entry["paragraphs"]:
+                text = " ".join(paragraph["context"].split())
+                for a, b in sentence_spans(text):
+                    if b - a >= 20:
+                        sentences.setdefault(text[a:b], None)
+                questions += [qa["question"] for qa in paragraph["qas"] if not qa.get("is_impossible")]
+    return list(sentences), questions
+
+
+def _vectors(embedder: object, texts: list[str]) -> np.ndarray:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    path = CACHE / f"sentences-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = embedder.encode(texts, batch_size=64, progress=True)  # type: ignore[attr-defined]
+    np.save(path, vectors)
+    return vectors
+
+
+def run_one(size: int, queries: int, workdir: Path) -> dict[str, float]:
+    """Build a library of ``size`` paragraphs in ``workdir`` and measure it; return the figures."""
+    from index.answer import answer
+    from index.config import IndexConfig
+    from index.embed import Embedder
+    from index.ingest import article_from_paragraphs
+    from index.lexical import tokenize
+    from index.library import Library, Prepared, _background
+    from index.retrieve import Searcher
+
+    rng = random.Random(size)
+    noise = np.random.default_rng(size)
+    embedder = Embedder()
+    embedder.progress = False
+    sentences, questions = _sentences_and_questions()
+    real = _vectors(embedder, sentences)
+    terms = {}
+    config = IndexConfig(data_dir=workdir, seed=False)
+    library = Library(workdir, config)
+    library.ensure_ready(embedder)
+    built = time.perf_counter()
+    stored_vectors = 0
+    with library.writing():
+        for number in range(size // PARAGRAPHS_PER_ARTICLE):
+            paragraphs, chosen = [], []
+            for _ in range(PARAGRAPHS_PER_ARTICLE):
+                picks = rng.sample(range(len(sentences)), rng.randint(3, 7))
+                paragraphs.append(" ".join(sentences[i] for i in picks))
+                chosen.append(picks)
+            article = article_from_paragraphs(paragraphs, title=f"Article {number}", source=f"/bench/{number}.txt")
+            rows, ids = [], []
+            for p, picks in enumerate(chosen):
+                start = article.paragraphs[p][0]
+                for i in picks:
+                    rows.append([p, start, start + len(sentences[i])])
+                    ids.append(i)
+                    start += len(sentences[i]) + 1
+            vectors = real[ids]
+            if size > REAL_LIMIT:
+                vectors = vectors + noise.normal(0, 0.01, vectors.shape).astype(np.float32)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            for i in ids:
+                if i not in terms:
+                    terms[i] = tokenize(sentences[i])
+            rows_array = np.array(rows, dtype=np.int64)
+            from index.catalog import StoredText
+
+            shell = StoredText(
+                article.text, article.paragraphs, rows_array, np.zeros(0, np.int32), np.zeros(1, np.int64)
+            )
+            background = _background(vectors, shell, config.window, embedder)
+            prepared = Prepared(article, rows_array, [terms[i] for i in ids], vectors, background, "text", {})
+            library._store(prepared)
+            stored_vectors += len(ids)
+    build_seconds = time.perf_counter() - built
+    library.close()
+
+    # Open it as a front end would, then add real articles and ask real questions.
+    opened = time.perf_counter()
+    library = Library(workdir, config)
+    searcher = Searcher(library, embedder)
+    index = searcher.index
+    open_seconds = time.perf_counter() - opened
+    add_times = []
+    for number in range(5):
+        picks = [rng.sample(range(len(sentences)), rng.randint(3, 7)) for _ in range(PARAGRAPHS_PER_ARTICLE)]
+        article = article_from_paragraphs(
+            [" ".join(sentences[i] for i in p) for p in picks], title=f"New {number}", source=f"/bench/new-{number}.txt"
+        )
+        t0 = time.perf_counter()
+        library.add(article, embedder)
+        add_times.append(time.perf_counter() - t0)
+    searcher.index  # noqa: B018 - pick the new articles up
+    asked = rng.sample(questions, min(queries, len(questions)))
+    answer(searcher, asked[0])  # warm
+    latencies, recalls = [], []
+    everything = np.concatenate([d.vectors for d in index.articles.values()])
+    for question in asked:
+        t0 = time.perf_counter()
+        answer(searcher, question)
+        latencies.append(1000 * (time.perf_counter() - t0))
+        q = searcher.encode(question)
+        scores, _ = index.vectors.search(q, 100)
+        exact = np.sort(everything @ q)[::-1][:100]
+        recalls.append(float(np.mean(scores >= exact[-1] - 1e-3)) * len(scores) / 100)
+    disk = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
+    return {
+        "paragraphs": index.paragraphs,
+        "vectors": index.vectors.total,
+        "index": index.vectors.kind,
+        "synthetic_vectors": size > REAL_LIMIT,
+        "build_s": round(build_seconds, 1),
+        "open_s": round(open_seconds, 1),
+        "add_s_per_article": round(float(np.median(add_times)), 3),
+        "query_p50_ms": round(float(np.percentile(latencies, 50)), 1),
+        "query_p95_ms": round(float(np.percentile(latencies, 95)), 1),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
+        "disk_mb": round(disk / 1024**2, 1),
+        "recall": round(float(np.mean(recalls)), 4),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        with tempfile.TemporaryDirectory(prefix="citebot-scale-") as tmp:
+            print(json.dumps(run_one(args.one, args.queries, Path(tmp))))
+        return 0
+    rows = []
+    for size in args.sizes:
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            print(done.stderr[-3000:], file=sys.stderr)
+            return 1
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    columns = list(rows[0])
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(str(row[c]) for c in columns) + " |")
+    big = [r for r in rows if r["paragraphs"] >= 100_000]
+    missed = [
+        f"{k} {r[k]} (target {'<=' if k != 'recall' else '>='} {v})"
+        for r in big
+        for k, v in TARGETS.items()
+        if (r[k] > v if k != "recall" else r[k] < v)
+    ]
+    for line in missed:
+        print(f"below target at 100k: {line}", file=sys.stderr)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
