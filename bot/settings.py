@@ -45,6 +45,13 @@ class Settings:
     telegram_webhook_listen: str = "0.0.0.0"
     telegram_webhook_port: int = 8443
     telegram_webhook_secret: str | None = field(default=None, repr=False)
+    telegram_workers: int = 32
+    telegram_chat_queue: int = 20
+    telegram_user_burst: int = 5
+    telegram_user_per_minute: int = 20
+    telegram_delivery_retry_seconds: float = 120.0
+    telegram_unauthorized_exit_seconds: float = 120.0
+    telegram_shutdown_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
@@ -81,11 +88,20 @@ class Settings:
             log_level=get("CITEBOT_LOG_LEVEL", _choice(LOG_LEVELS), "WARNING"),
             telegram_token=get("TELEGRAM_BOT_TOKEN", str, None),
             telegram_api_url=get("TELEGRAM_API_URL", _url, TELEGRAM_API_URL),
-            telegram_allowed_users=get("TELEGRAM_ALLOWED_USERS", _user_ids, frozenset()),
+            telegram_allowed_users=_allowed_users(values),
             telegram_webhook_url=get("TELEGRAM_WEBHOOK_URL", _url, None),
             telegram_webhook_listen=get("TELEGRAM_WEBHOOK_LISTEN", str, "0.0.0.0"),
             telegram_webhook_port=get("TELEGRAM_WEBHOOK_PORT", _int_in(1, 65535), 8443),
             telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET", _webhook_secret, None),
+            telegram_workers=get("TELEGRAM_WORKERS", _int_in(1, 1024), 32),
+            telegram_chat_queue=get("TELEGRAM_CHAT_QUEUE", _int_in(1, 1000), 20),
+            telegram_user_burst=get("TELEGRAM_USER_BURST", _int_in(1, 1000), 5),
+            telegram_user_per_minute=get("TELEGRAM_USER_PER_MINUTE", _int_in(1, 6000), 20),
+            telegram_delivery_retry_seconds=get("TELEGRAM_DELIVERY_RETRY_SECONDS", _float_in(0.0, 86400.0), 120.0),
+            telegram_unauthorized_exit_seconds=get(
+                "TELEGRAM_UNAUTHORIZED_EXIT_SECONDS", _float_in(0.0, 86400.0), 120.0
+            ),
+            telegram_shutdown_seconds=get("TELEGRAM_SHUTDOWN_SECONDS", _float_in(0.0, 600.0), 10.0),
         )
 
 
@@ -138,8 +154,31 @@ def _webhook_secret(raw: str) -> str:
     return raw
 
 
-def _user_ids(raw: str) -> frozenset[int]:
+def _allowed_users(values: Mapping[str, str]) -> frozenset[int]:
+    """Return the allowlist: empty (everyone) only when ``TELEGRAM_ALLOWED_USERS`` is not set at all.
+
+    Raises:
+        CitebotError: when it is set but names no valid user id (``""``, ``","``, an unset template).
+    """
+    name = "TELEGRAM_ALLOWED_USERS"
+    if name not in values:
+        return frozenset()
+    raw = values[name]
     try:
-        return frozenset(int(part) for part in raw.replace(",", " ").split())
+        return _user_ids(raw)
+    except ValueError as exc:
+        raise CitebotError(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def _user_ids(raw: str) -> frozenset[int]:
+    expected = (
+        "expected one or more numeric Telegram user ids separated by commas, like 11111111,22222222 "
+        "(to let everyone use the bot, do not set it at all)"
+    )
+    try:
+        ids = frozenset(int(part) for part in raw.replace(",", " ").split())
     except ValueError:
-        raise ValueError("expected numeric Telegram user ids separated by commas") from None
+        raise ValueError(expected) from None
+    if not ids or min(ids) <= 0:
+        raise ValueError(expected)
+    return ids
