@@ -29,6 +29,7 @@ import itertools
 import json
 import queue
 import re
+import sys
 import threading
 import time
 import urllib.error
@@ -296,7 +297,7 @@ class FakeTelegram:
         self._poll_generation = 0
         self._closing = False
         self._deliver: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
         self._threads: list[threading.Thread] = []
@@ -854,6 +855,13 @@ def _decode(name: str, value: Any) -> Any:
     if name in _BOOL_PARAMS:
         return value.lower() in ("true", "1")
     return value
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):  # the bot hung up (it stopped, or gave up waiting)
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
