@@ -16,6 +16,10 @@ class ArticleError(CitebotError):
     """The article cannot be read: missing, empty, binary, not UTF-8 or too large."""
 
 
+class FetchError(CitebotError):
+    """A URL cannot be fetched or is not an article: refused address, time-out, too large, HTTP error, paywall."""
+
+
 class QuestionError(CitebotError):
     """The question is empty or unusable."""
 
