@@ -333,3 +333,31 @@ def test_robots_txt_is_respected(server) -> None:
     assert server.seen.paths().count("/robots.txt") == 1  # cached per site
     del server.routes["/robots.txt"]
     assert robots_allowed(server.url("/private/b.html"), LOCAL)  # no robots.txt: everything allowed
+
+
+# --- settings -----------------------------------------------------------------------------------------------
+
+
+def test_fetch_settings_are_read_from_the_environment() -> None:
+    from bot.settings import Settings
+
+    default = Settings.from_env({}, env_file=None).fetch
+    assert (default.max_bytes, default.allow_private, default.max_redirects) == (10 * 1024 * 1024, False, 5)
+    env = {"CITEBOT_FETCH_MAX_BYTES": "2000000", "CITEBOT_FETCH_TIMEOUT": "3", "CITEBOT_FETCH_ALLOW_PRIVATE": "yes"}
+    fetch_config = Settings.from_env(env, env_file=None).fetch
+    assert fetch_config.max_bytes == 2_000_000 and fetch_config.allow_private
+    assert (fetch_config.connect_timeout, fetch_config.read_timeout, fetch_config.total_timeout) == (3, 3, 18)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("CITEBOT_FETCH_ALLOW_PRIVATE", "maybe", "expected one of 1, true, yes, on, 0, false, no, off"),
+        ("CITEBOT_FETCH_MAX_BYTES", "lots", "expected a whole number from 1024 to 1073741824"),
+        ("CITEBOT_FETCH_TIMEOUT", "0", "expected a number from 0.1 to 600.0"),
+    ],
+)
+def test_bad_fetch_settings_are_one_line_errors(run_citebot, name: str, value: str, expected: str) -> None:
+    result = run_citebot("ask", "Who?", env={name: value})
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"citebot: error: {name}={value!r} is not valid: {expected}"

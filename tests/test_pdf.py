@@ -89,3 +89,14 @@ def test_the_cli_answers_from_a_pdf(run_citebot, tmp_path: Path) -> None:
     result = run_citebot("ask", "How many tests met the national standard?", "--article", "report.pdf", "--json")
     assert result.returncode == 0, result.stderr
     assert "18,391 met the national standard" in result.stdout
+
+
+def test_a_paragraph_running_on_to_the_next_page_is_one_paragraph_on_its_first_page(tmp_path: Path) -> None:
+    sentence = (
+        "The survey found that most homes built before 1970 still had lead supply pipes, and that replacing them "
+    )
+    long = " ".join([sentence + "would take several years of work."] * 30)
+    written = story("report")
+    article = read_article(report_pdf(tmp_path / "span.pdf", [*written[:3], long, *written[3:5]], page_break_every=100))
+    assert paragraphs(article)[2] == long
+    assert article.pages == (1, 1, 1, 2, 2)
