@@ -38,7 +38,7 @@ from urllib.robotparser import RobotFileParser
 import httpcore
 import httpx
 
-from index.errors import FetchError
+from index.errors import FetchError, FetchStatusError
 from index.ingest import Article, article_from_cleaned, article_from_html, decode, is_pdf
 
 #: A function from (host, port) to the IP addresses it resolves to; tests inject one.
@@ -50,6 +50,10 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/xml", "text/xml")
 ARTICLE_TYPES = (*HTML_TYPES, "text/plain", "application/pdf")
 ALLOWED_TYPES = ARTICLE_TYPES + FEED_TYPES
+_ACCEPT = (
+    "text/html,application/xhtml+xml,application/pdf,application/rss+xml,application/atom+xml,"
+    "application/xml;q=0.9,text/plain;q=0.8"
+)
 #: A fetched page whose story has fewer words than this is not an article (a paywall stub, a login page).
 MIN_ARTICLE_WORDS = 40
 _PAYWALL = (
@@ -347,45 +351,60 @@ def fetch(
     deadline = time.monotonic() + config.total_timeout
     current = url
     for hop in range(config.max_redirects + 1):
-        parsed = _check_url(current)
-        address = _pick_address(current, parsed, config, resolve)
-        headers = [
-            ("User-Agent", config.user_agent),
-            (
-                "Accept",
-                "text/html,application/xhtml+xml,application/pdf,application/rss+xml,"
-                "application/atom+xml,application/xml;q=0.9,text/plain;q=0.8",
-            ),
-            ("Accept-Encoding", "gzip, deflate"),
-        ]
-        if hop == 0 and etag:
-            headers.append(("If-None-Match", etag))
-        if hop == 0 and last_modified:
-            headers.append(("If-Modified-Since", last_modified))
-        pool = httpcore.ConnectionPool(
-            ssl_context=_ssl_context(config.ca_file), network_backend=_PinnedBackend(address), retries=0
-        )
         try:
-            with (
-                pool,
-                pool.stream(
-                    "GET",
-                    str(parsed),
-                    headers=headers,
-                    extensions={"timeout": _timeouts(config)},
-                ) as response,
-            ):
-                result = _handle(current, url, response, config, deadline, accept)
-                if isinstance(result, str):
-                    current = result
-                    continue
-                return result
-        except httpcore.TimeoutException as exc:
-            kind = "connecting" if isinstance(exc, httpcore.ConnectTimeout) else "waiting for data"
-            raise FetchError(f"{current}: timeout ({kind} took too long)") from None
-        except (httpcore.NetworkError, httpcore.ProtocolError, ssl.SSLError, OSError) as exc:
-            raise FetchError(f"{current}: cannot connect ({exc.__class__.__name__}: {str(exc)[:100]})") from None
+            first = hop == 0
+            result = _hop(
+                current,
+                url,
+                etag if first else None,
+                last_modified if first else None,
+                config,
+                resolve,
+                deadline,
+                accept,
+            )
+        except FetchError as exc:
+            if current != url:  # name the URL asked for, then the hop that failed
+                exc.args = (f"{url} (redirected to {exc})",)
+            raise
+        if not isinstance(result, str):
+            return result
+        current = result
     raise FetchError(f"{url}: too many redirects (more than {config.max_redirects})")
+
+
+def _hop(
+    current: str,
+    asked: str,
+    etag: str | None,
+    last_modified: str | None,
+    config: FetchConfig,
+    resolve: Resolver,
+    deadline: float,
+    accept: tuple[str, ...],
+) -> Fetched | NotModified | str:
+    """Make one request to ``current`` (resolved once, checked, pinned) and return its result or the next URL."""
+    parsed = _check_url(current)
+    address = _pick_address(current, parsed, config, resolve)
+    headers = [("User-Agent", config.user_agent), ("Accept", _ACCEPT), ("Accept-Encoding", "gzip, deflate")]
+    if etag:
+        headers.append(("If-None-Match", etag))
+    if last_modified:
+        headers.append(("If-Modified-Since", last_modified))
+    pool = httpcore.ConnectionPool(
+        ssl_context=_ssl_context(config.ca_file), network_backend=_PinnedBackend(address), retries=0
+    )
+    try:
+        with (
+            pool,
+            pool.stream("GET", str(parsed), headers=headers, extensions={"timeout": _timeouts(config)}) as response,
+        ):
+            return _handle(current, asked, response, config, deadline, accept)
+    except httpcore.TimeoutException as exc:
+        kind = "connecting" if isinstance(exc, httpcore.ConnectTimeout) else "waiting for data"
+        raise FetchError(f"{current}: timeout ({kind} took too long)") from None
+    except (httpcore.NetworkError, httpcore.ProtocolError, ssl.SSLError, OSError) as exc:
+        raise FetchError(f"{current}: cannot connect ({exc.__class__.__name__}: {str(exc)[:100]})") from None
 
 
 def _timeouts(config: FetchConfig) -> dict[str, float]:
@@ -420,7 +439,7 @@ def _handle(
         return NotModified(asked, _header(response, "ETag"), _header(response, "Last-Modified"))
     if status != 200:
         reason = response.extensions.get("reason_phrase", b"").decode("latin-1", "replace")
-        raise FetchError(f"{current}: HTTP {status}{' ' + reason if reason else ''}")
+        raise FetchStatusError(f"{current}: HTTP {status}{' ' + reason if reason else ''}", status)
     media, charset = _media_type(_header(response, "Content-Type"))
     sniff = media in (None, "application/octet-stream", "binary/octet-stream")
     if not sniff and media not in accept:
@@ -541,15 +560,16 @@ def robots_allowed(
     if parser is None:
         parser = RobotFileParser(f"{site}/robots.txt")
         try:
-            got = fetch(f"{site}/robots.txt", _robots_config(config), resolve=resolve, accept=("text/plain",))
-        except FetchError as exc:
-            status = str(exc).split("HTTP ", 1)[1][:3] if "HTTP " in str(exc) else ""
-            if status.startswith("4"):
-                parser.allow_all = True
-            elif " not an article " in str(exc):
-                parser.allow_all = True  # an HTML error page or similar: no robots.txt
+            got = fetch(
+                f"{site}/robots.txt", _robots_config(config), resolve=resolve, accept=("text/plain", "text/html")
+            )
+        except FetchStatusError as exc:
+            if 400 <= exc.status < 500:
+                parser.allow_all = True  # no robots.txt: everything is allowed
             else:
                 parser.disallow_all = True
+        except FetchError:
+            parser.disallow_all = True  # unreachable this time: crawl nothing, try again next run
         else:
             if isinstance(got, Fetched):
                 parser.parse(got.body.decode("utf-8", "replace").splitlines())

@@ -67,6 +67,9 @@ class _Server(http.server.ThreadingHTTPServer):
     routes: dict[str, Handler]
     seen: Seen
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Stay quiet when a client hangs up or fails a TLS handshake: the tests provoke both on purpose."""
+
 
 class NewsServer:
     """A threaded HTTP (or HTTPS) server on 127.0.0.1 with routes set by the caller; use as a context manager."""

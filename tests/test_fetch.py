@@ -118,6 +118,7 @@ def test_every_redirect_hop_is_checked(server, location: str, refused: str) -> N
     with pytest.raises(FetchError, match="refused address") as info:
         fetch(server.url("/go"), STRICT, resolve=resolve)
     assert refused in str(info.value)
+    assert str(info.value).startswith(f"{server.url('/go')} (redirected to {location}")
     assert server.seen.paths() == ["/go"]  # the first hop was made, the second never
 
 
@@ -332,7 +333,9 @@ def test_robots_txt_is_respected(server) -> None:
     assert not robots_allowed(server.url("/private/b.html"), LOCAL, cache)
     assert server.seen.paths().count("/robots.txt") == 1  # cached per site
     del server.routes["/robots.txt"]
-    assert robots_allowed(server.url("/private/b.html"), LOCAL)  # no robots.txt: everything allowed
+    assert robots_allowed(server.url("/private/b.html"), LOCAL)  # no robots.txt (404): everything allowed
+    server.routes["/robots.txt"] = lambda request: request.reply(503, b"busy", "text/plain")
+    assert not robots_allowed(server.url("/news/a.html"), LOCAL)  # a failing server: crawl nothing this time
 
 
 # --- settings -----------------------------------------------------------------------------------------------
