@@ -207,22 +207,6 @@ def detect_format(name: str, text: str) -> str:
     return "text"
 
 
-def html_to_text(html: str) -> str:
-    """Extract the main text of an HTML page, one paragraph per block, the title first."""
-    from index.markup import read_html
-
-    document = read_html(html)
-    return _PARAGRAPH_SEP.join(([document.title] if document.title else []) + list(document.blocks))
-
-
-def markdown_to_text(markdown: str) -> str:
-    """Return Markdown's prose (headings, paragraphs, list items, quotes) as paragraphs; tables and code left out."""
-    from index.markup import read_markdown
-
-    document = read_markdown(markdown)
-    return _PARAGRAPH_SEP.join(([document.title] if document.title else []) + list(document.blocks))
-
-
 def article_from_html(html: str, source: str, url: str | None = None) -> Article:
     """Clean an HTML page into an :class:`Article` with the page's title, date, site, author and canonical URL."""
     from index.markup import read_html
