@@ -20,7 +20,10 @@ _FURNITURE_NAMES = re.compile(
     re.IGNORECASE,
 )
 #: Elements that never hold the story.
-_DROP_TAGS = ("script", "style", "noscript", "nav", "aside", "form", "iframe", "template", "button", "pre", "svg")
+#: (Not ``form``: ASP.NET pages wrap the whole page in one.)
+_DROP_TAGS = ("script", "style", "noscript", "nav", "aside", "iframe", "template", "button", "pre", "svg")
+#: ARIA landmarks that are never the story.
+_DROP_ROLES = ("navigation", "banner", "complementary", "contentinfo", "search")
 #: Elements whose text is one block, in the fallback reader.
 _BLOCK_TAGS = ("p", "li", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "dd", "dt", "figcaption")
 _MD_FRONT_MATTER = re.compile(r"\A(?:---|\+\+\+)\n.*?\n(?:---|\+\+\+)\n", re.DOTALL)
@@ -66,10 +69,15 @@ def _strip_furniture(html: str) -> object | None:
             if element.getparent() is not None:
                 element.drop_tree()
             continue
-        names = f"{element.get('class', '')} {element.get('id', '')} {element.get('role', '')}"
+        names = f"{element.get('class', '')} {element.get('id', '')}"
         if element.tag in ("html", "body", "head"):
             continue
-        furniture = element.tag in _DROP_TAGS or _FURNITURE_NAMES.search(names) or element.get("aria-hidden") == "true"
+        furniture = (
+            element.tag in _DROP_TAGS
+            or element.get("role") in _DROP_ROLES
+            or _FURNITURE_NAMES.search(names)
+            or element.get("aria-hidden") == "true"
+        )
         if furniture and element.getparent() is not None:
             element.drop_tree()
     return tree

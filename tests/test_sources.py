@@ -252,3 +252,15 @@ def test_a_feed_is_not_an_article() -> None:
         pytest.raises(FetchError, match="not an article but a feed"),
     ):
         article_from_fetched(fetch(server.url("/feed.xml"), LOCAL))
+
+
+def test_a_page_wrapped_in_one_form_keeps_its_story() -> None:
+    html = b"""<html><head><title>Parish news</title></head><body><form id="aspnetForm" method="post" action="./n.aspx">
+<div id="header" role="banner"><a href="/">Parish of St Brigid</a></div>
+<div id="main"><h1>Parish news</h1>
+<p>The parish hall will reopen on Sunday after six months of repairs to the roof, damaged in the January storm.</p>
+<p>The parish council thanked the volunteers who raised more than 40,000 euros for the work through cake sales.</p>
+</div></form></body></html>"""
+    article = parse_article(html, name="news.aspx")
+    assert article.title == "Parish news"
+    assert [p[:24] for p in paragraphs(article)] == ["The parish hall will reo", "The parish council thank"]
