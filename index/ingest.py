@@ -28,10 +28,9 @@ _MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
 _HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 _PARAGRAPH_SEP = "\n\n"
 _READ_CHUNK = 1 << 16
-_HTML_HEAD = re.compile(
-    r"\A(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|article)\b", re.I | re.S
-)
-_HTML_CLOSING = re.compile(r"</(?:p|div|article|body|html|h[1-6]|li)\s*>", re.IGNORECASE)
+#: A whole HTML document: a doctype or an <html> element first (after an XML declaration or comments).
+_HTML_DOCUMENT = re.compile(r"\A(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S)
+_HTML_CLOSING = re.compile(r"</(?:p|div|article|body|html|head|title|h[1-6]|li)\s*>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -195,15 +194,15 @@ def is_pdf(data: bytes) -> bool:
 
 
 def detect_format(name: str, text: str) -> str:
-    """Return ``"html"``, ``"markdown"`` or ``"text"`` from the content, then the file name."""
+    """Return ``"html"``, ``"markdown"`` or ``"text"``: an HTML document by its content, else by the name, else tags."""
     head = text.lstrip()[:4096]
-    if _HTML_HEAD.match(head) or (head.startswith("<") and _HTML_CLOSING.search(head)):
-        return "html"
     suffix = Path(name).suffix.lower()
-    if suffix in _HTML_SUFFIXES:
+    if _HTML_DOCUMENT.match(head):
         return "html"
     if suffix in _MARKDOWN_SUFFIXES:
-        return "markdown"
+        return "markdown"  # Markdown may open with raw HTML (a centred logo) and is still Markdown
+    if suffix in _HTML_SUFFIXES or (head.startswith("<") and _HTML_CLOSING.search(head)):
+        return "html"
     return "text"
 
 
