@@ -492,7 +492,7 @@ def _text(fetched: Fetched) -> str:
 
 
 def article_from_fetched(fetched: Fetched) -> Article:
-    """Read a fetched page, text or PDF into an :class:`Article` with its URL, site, date and author.
+    """Read a fetched page, text or PDF into an :class:`Article` with its URL, site, date, author and fetch time.
 
     Raises:
         FetchError: when the response is a feed, holds no article text (a paywall stub, a login page),
@@ -520,7 +520,7 @@ def article_from_fetched(fetched: Fetched) -> Article:
             article = article_from_cleaned(clean_text(_text(fetched)), source, url=source, site=host)
     except ArticleError as exc:
         raise FetchError(str(exc)) from None
-    return article
+    return _with(article, fetched_at=fetched.fetched_at)
 
 
 def _with(article: Article, **changes: Any) -> Article:

@@ -50,6 +50,7 @@ class Article:
         author: the byline, when the page or document names one.
         canonical_url: the URL the page names as its own, when it names one.
         pages: for a PDF, the page (1-based) of each paragraph, one per paragraph; ``None`` otherwise.
+        fetched_at: when it was fetched (ISO 8601, UTC), for an article fetched by URL.
     """
 
     text: str
@@ -63,6 +64,7 @@ class Article:
     author: str | None = None
     canonical_url: str | None = None
     pages: tuple[int, ...] | None = None
+    fetched_at: str | None = None
 
     def paragraph(self, number: int) -> str:
         """Return the text of paragraph ``number`` (0-based)."""

@@ -303,6 +303,7 @@ def test_a_news_page_becomes_an_article_with_its_metadata(server) -> None:
     assert article.author == "Tomas Reyes"
     assert article.date == "2025-03-14"
     assert article.canonical_url == "https://coastherald.example/news/2025/03/harbour-reopens"
+    assert article.fetched_at == got.fetched_at and article.fetched_at.endswith("+00:00")
     assert len(article.paragraphs) == 5
     for boilerplate in ("cookies", "Sponsored", "SeaSafe", "Related", "newsletter", "Most read", "Comments", "gtag"):
         assert boilerplate not in article.text
