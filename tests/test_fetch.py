@@ -365,3 +365,14 @@ def test_bad_fetch_settings_are_one_line_errors(run_citebot, name: str, value: s
     result = run_citebot("ask", "Who?", env={name: value})
     assert result.returncode == 2
     assert result.stderr.strip() == f"citebot: error: {name}={value!r} is not valid: {expected}"
+
+
+def test_plain_text_and_a_latin1_page_by_url(server) -> None:
+    text = "The ferry to the islands sails on Monday.\n\nTickets are on sale at the harbour office.\n"
+    server.routes["/notice.txt"] = page(text.encode(), "text/plain; charset=utf-8")
+    article = article_from_fetched(fetch(server.url("/notice.txt"), LOCAL))
+    assert article.text == text.strip() and article.site == "127.0.0.1"
+    html = (Path(__file__).parent / "data/sources/harbour.html").read_text().replace("Port Elwin", "Port Élwin")
+    server.routes["/latin1.html"] = page(html.encode("latin-1", "replace"), "text/html; charset=ISO-8859-1")
+    article = article_from_fetched(fetch(server.url("/latin1.html"), LOCAL))
+    assert "Port Élwin" in article.text
