@@ -7,13 +7,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
 from index.answer import MAX_K, MIN_SCORE
 from index.config import DEFAULT_MODEL, IndexConfig, default_article, default_data_dir
 from index.errors import CitebotError
+from index.fetch import MAX_FETCH_BYTES, FetchConfig
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
@@ -52,6 +53,7 @@ class Settings:
     telegram_delivery_retry_seconds: float = 120.0
     telegram_unauthorized_exit_seconds: float = 120.0
     telegram_shutdown_seconds: float = 10.0
+    fetch: FetchConfig = field(default_factory=FetchConfig)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
@@ -102,7 +104,28 @@ class Settings:
                 "TELEGRAM_UNAUTHORIZED_EXIT_SECONDS", _float_in(0.0, 86400.0), 120.0
             ),
             telegram_shutdown_seconds=get("TELEGRAM_SHUTDOWN_SECONDS", _float_in(0.0, 600.0), 10.0),
+            fetch=_fetch_config(get),
         )
+
+
+def _fetch_config(get: Callable[[str, Callable[[str], Any], Any], Any]) -> FetchConfig:
+    """Read the CITEBOT_FETCH_* settings: size cap, time-out (connect and read; 6x for a whole transfer), private."""
+    timeout = get("CITEBOT_FETCH_TIMEOUT", _float_in(0.1, 600.0), 10.0)
+    return FetchConfig(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        total_timeout=6 * timeout,
+        max_bytes=get("CITEBOT_FETCH_MAX_BYTES", _int_in(1024, 1024**3), MAX_FETCH_BYTES),
+        allow_private=get("CITEBOT_FETCH_ALLOW_PRIVATE", _flag, False),
+    )
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected one of 1, true, yes, on, 0, false, no, off")
 
 
 def _path(raw: str) -> Path:
