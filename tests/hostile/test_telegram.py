@@ -319,7 +319,7 @@ def test_a_revoked_token_that_comes_back_recovers_and_one_that_stays_revoked_exi
 
 def test_sigterm_during_a_long_flood_wait_with_a_backlog_stops_within_seconds(tmp_path: Path) -> None:
     with FakeTelegram() as server:
-        process = BotProcess(server, tmp_path, tmp_path / "data").start()
+        process = BotProcess(server, tmp_path, tmp_path / "data", TELEGRAM_SHUTDOWN_SECONDS="5").start()
         server.inject("sendMessage", Fault(status=429, retry_after=120))
         group = server.group_chat(-100_500_003)
         for n in range(40):
@@ -329,7 +329,9 @@ def test_sigterm_during_a_long_flood_wait_with_a_backlog_stops_within_seconds(tm
         code = process.terminate(timeout=30)
         took = time.monotonic() - started
     assert code == 0, process.stderr
-    assert took < 14, took  # TELEGRAM_SHUTDOWN_SECONDS=10, not the 120 s Telegram asked to wait
+    # TELEGRAM_SHUTDOWN_SECONDS=5 and the interpreter's exit, not the 120 s Telegram asked to wait (the slack
+    # is for a loaded machine: the process must also free the model)
+    assert took < 20, took
     log = process.stderr
     assert "shutting down: dropped" in log and "queued updates from 1 chat\n" in log
     assert "shutting down: cancelled 1 updates still in progress" in log
