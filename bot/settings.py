@@ -63,9 +63,13 @@ class Settings:
             CitebotError: when a value is malformed; the message names the variable.
         """
         values: dict[str, str] = {}
+        from_file: set[str] = set()
         if env_file is not None and Path(env_file).is_file():
             values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-        values.update(os.environ if environ is None else environ)
+            from_file.update(values)
+        environment = os.environ if environ is None else environ
+        values.update(environment)
+        from_file.difference_update(environment)
 
         def get(name: str, parse: Callable[[str], T], default: T) -> T:
             raw = values.get(name, "").strip()
@@ -74,7 +78,8 @@ class Settings:
             try:
                 return parse(raw)
             except ValueError as exc:
-                raise CitebotError(f"{name}={raw!r} is not valid: {exc}") from None
+                where = f" in {env_file}" if name in from_file else ""  # else the environment: no suffix
+                raise CitebotError(f"{name}={raw!r}{where} is not valid: {exc}") from None
 
         index = IndexConfig(
             model=get("CITEBOT_MODEL", str, DEFAULT_MODEL),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -13,8 +15,18 @@ from index.config import IndexConfig
 from index.embed import Embedder
 from index.errors import IndexCorruptError
 from index.ingest import Article
+from index.locking import hold
 from index.retrieve import Retriever
-from index.store import ArticleIndex, flat_index, index_dir, index_key, load_index, prune_stale, save_index
+from index.store import (
+    ArticleIndex,
+    check_data_dir,
+    flat_index,
+    index_dir,
+    index_key,
+    load_index,
+    prune_stale,
+    save_index,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +80,9 @@ def open_index(
 
     A stored index is reused only when its manifest names the same cleaned
     article, model and chunking. A damaged one is rebuilt with a one-line
-    warning in the log. With ``persist=False`` nothing is read or written.
+    warning in the log. Building holds the index's lock, so processes started
+    together build it once: the others wait and then reuse it. With
+    ``persist=False`` nothing is read or written.
     """
     started = time.perf_counter()
     if not persist:
@@ -76,20 +90,31 @@ def open_index(
         return index, BuildReport(True, "in memory", time.perf_counter() - started, None)
     key = index_key(article, embedder.fingerprint, config.window)
     directory = index_dir(Path(config.data_dir), article, key)
-    reason = "new"
-    try:
+    with contextlib.suppress(IndexCorruptError):  # believed only under the lock, below
         loaded = load_index(directory, key)
-    except IndexCorruptError as exc:
-        log.warning("stored index at %s is damaged (%s); rebuilding it", directory, exc)
-        loaded, reason = None, f"damaged: {exc}"
-    if loaded is not None:
-        return loaded, BuildReport(False, "reused", time.perf_counter() - started, directory)
-    index = build_index(article, embedder, config)
-    save_index(index, directory)
-    removed = prune_stale(Path(config.data_dir), directory, article.source)
+        if loaded is not None:
+            return _as_read(loaded, article), BuildReport(False, "reused", time.perf_counter() - started, directory)
+    with hold(directory, "building the index"):
+        reason = "new"
+        try:
+            loaded = load_index(directory, key)  # another process may have built it while we waited
+        except IndexCorruptError as exc:
+            log.warning("stored index at %s is damaged (%s); rebuilding it", directory, exc)
+            loaded, reason = None, f"damaged: {exc}"
+        if loaded is not None:
+            return _as_read(loaded, article), BuildReport(False, "reused", time.perf_counter() - started, directory)
+        index = build_index(article, embedder, config)
+        save_index(index, directory)
+        removed = prune_stale(Path(config.data_dir), directory, article.source)
     if removed and reason == "new":
         reason = "changed"
     return index, BuildReport(True, reason, time.perf_counter() - started, directory)
+
+
+def _as_read(index: ArticleIndex, article: Article) -> ArticleIndex:
+    """Return the stored ``index`` telling where ``article`` was read from this time, not where it first was."""
+    index.article = dataclasses.replace(index.article, source=article.source)
+    return index
 
 
 def open_article(
@@ -97,8 +122,15 @@ def open_article(
 ) -> tuple[Retriever, BuildReport]:
     """Return a :class:`Retriever` over ``article`` and how its index was got.
 
-    The model ``config.model`` is loaded unless an ``embedder`` is given.
+    The data directory is checked first (see :func:`~index.store.check_data_dir`), then the
+    model ``config.model`` is loaded unless an ``embedder`` is given.
+
+    Raises:
+        DataDirError: when the data directory cannot hold indexes.
+        ModelError: when the model cannot be loaded.
     """
+    if persist:
+        check_data_dir(Path(config.data_dir))
     embedder = embedder or Embedder(config.model)
     index, report = open_index(article, embedder, config, persist=persist)
     return Retriever(index, embedder), report

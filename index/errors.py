@@ -36,5 +36,9 @@ class ModelError(CitebotError):
     """The embedding model cannot be loaded."""
 
 
+class DataDirError(CitebotError):
+    """The data directory (``CITEBOT_DATA_DIR``) cannot hold indexes: a file, not creatable or not writable."""
+
+
 class IndexCorruptError(Exception):
     """A stored index is damaged or incomplete; callers rebuild it."""
