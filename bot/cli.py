@@ -8,13 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from bot.output import OutputError, discard_stdout, stdout, terminal
 from bot.settings import Settings
 from index.errors import CitebotError
 
@@ -44,6 +46,16 @@ def load(settings: Settings, article_path: Path | None) -> Searcher:
         return open_searcher(settings, article_path)
 
 
+def read_line(prompt: str) -> str:
+    """Return one line typed at ``prompt`` (``input``), a failing terminal raised as :class:`OutputError`."""
+    try:
+        return input(prompt)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot use the terminal ({exc.strerror or type(exc).__name__})") from None
+
+
 def _scope(args: argparse.Namespace) -> list[int] | None:
     return list(dict.fromkeys(args.scope)) if getattr(args, "scope", None) else None
 
@@ -58,17 +70,27 @@ def _check_scope(searcher: Searcher, scope: list[int] | None) -> None:
 
 def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
     """Open the interactive prompt on the library (or one article)."""
-    from rich.console import Console
-
     from bot.console import run_console
 
     if args.article and args.scope:
         raise CitebotError("--in chooses articles of the library; it cannot be used with --article")
+    if sys.stdin is None:
+        raise CitebotError("standard input is closed; the console reads questions from it")
     searcher = load(settings, args.article)
     scope = _scope(args)
     _check_scope(searcher, scope)
     history = Path(settings.index.data_dir) / "console_history"
-    return run_console(searcher, settings.top_k, settings.min_score, Console(highlight=False), history, scope=scope)
+    console = terminal(stdout())
+    return run_console(
+        searcher,
+        settings.top_k,
+        settings.min_score,
+        console,
+        history,
+        read=read_line,
+        scope=scope,
+        article=args.article,
+    )
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -82,32 +104,72 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         raise CitebotError("--in chooses articles of the library; it cannot be used with --article")
     if args.question is not None:
         clean_question(args.question)  # refuse a bad question before the model loads
+    elif sys.stdin is None:
+        raise CitebotError("standard input is closed; give a QUESTION, or pipe questions in, one per line")
     searcher = load(settings, args.article)
     scope = _scope(args)
     _check_scope(searcher, scope)
+    out = stdout()
     if args.question is not None:
         result = answer(searcher, args.question, k=k, min_score=settings.min_score, scope=scope)
         if args.json:
-            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+            out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         else:
-            from rich.console import Console
-
             from bot.render import render_answer
 
-            Console(highlight=False).print(render_answer(result))
+            terminal(out).print(render_answer(result))
         return 0
     failures = 0
-    for number, line in enumerate(sys.stdin, start=1):
-        if not line.strip():
-            continue
-        try:
-            result = answer(searcher, line, k=k, min_score=settings.min_score, scope=scope)
-        except CitebotError as exc:
+    for number, raw in enumerate(read_lines(sys.stdin.buffer), start=1):
+        reply = batch_reply(searcher, raw, k, settings.min_score, scope)
+        if "error" in reply:
             failures += 1
-            print(f"citebot: error: line {number}: {exc}", file=sys.stderr)
-            continue
-        print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+            print(f"citebot: error: line {number}: {reply['error']}", file=sys.stderr, flush=True)
+        out.write(json.dumps(reply, ensure_ascii=False) + "\n")
+        out.flush()
     return USAGE_ERROR if failures else 0
+
+
+#: A batch line longer than this many bytes is not kept in memory: it gets an error object, the rest is skipped.
+MAX_LINE_BYTES = 64 * 1024
+
+
+def read_lines(stream: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
+    """Yield each line of ``stream`` without its line ending, or ``None`` for one over ``limit`` bytes.
+
+    Lines end at ``\\n`` only (a ``\\r`` before it is dropped), so the lines counted here are the
+    lines ``wc -l`` and ``paste`` count.
+    """
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            while (rest := stream.readline(limit)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+            continue
+        yield line.removesuffix(b"\n").removesuffix(b"\r")
+
+
+def batch_reply(
+    searcher: Searcher, raw: bytes | None, k: int, min_score: float, scope: list[int] | None = None
+) -> dict[str, Any]:
+    """Return the JSON object for one batch line: the answer, or ``{"question", "error"}`` for a bad line."""
+    from index.answer import MAX_QUESTION_CHARS, answer
+
+    if raw is None:
+        return {"question": "", "error": f"the line is too long (over {MAX_LINE_BYTES} bytes)"}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"question": raw.decode("utf-8", "replace")[:MAX_QUESTION_CHARS], "error": "the line is not UTF-8 text"}
+    if "\0" in text:
+        return {"question": text.replace("\0", "")[:MAX_QUESTION_CHARS], "error": "the line holds a NUL byte"}
+    try:
+        return answer(searcher, text, k=k, min_score=min_score, scope=scope).to_dict()
+    except CitebotError as exc:
+        return {"question": text[:MAX_QUESTION_CHARS], "error": str(exc)}
 
 
 # --- the library ----------------------------------------------------------------------------------------
@@ -171,21 +233,24 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     from index.library import Library
 
     data_dir = settings.index.data_dir
+    out = stdout()
     if not Library.exists(data_dir):
         if args.json:
-            print("[]")
+            print("[]", file=out)
         else:
-            print(f"The library in {data_dir} is new: the bundled article is added the first time you ask or add.")
+            print(
+                f"The library in {data_dir} is new: it gets the bundled article the first time you ask or add.",
+                file=out,
+            )
         return 0
     library = Library(data_dir, settings.index, readonly=True)
     records = library.records()
     if args.json:
-        print(json.dumps([r.to_dict() for r in records], ensure_ascii=False))
+        print(json.dumps([r.to_dict() for r in records], ensure_ascii=False), file=out)
         return 0
     if not records:
-        print("The library is empty. Add articles with: citebot add PATH...")
+        print("The library is empty. Add articles with: citebot add PATH...", file=out)
         return 0
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, highlight=False)
@@ -196,7 +261,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     for r in records:
         site = r.site or (r.source.split("/")[2] if r.source.startswith(("http://", "https://")) else "")
         table.add_row(str(r.id), r.label, site, r.date or "", str(r.paragraphs), r.added_at.replace("T", " ")[:16])
-    Console(highlight=False).print(table)
+    terminal(out).print(table)
     return 0
 
 
@@ -207,8 +272,9 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     if not Library.exists(settings.index.data_dir):
         raise CitebotError(f"there is no library in {settings.index.data_dir} yet")
     library = Library(settings.index.data_dir, settings.index)
+    out = stdout()
     for record in library.remove(args.ids):
-        print(f"removed [{record.id}] {record.label}")
+        print(f"removed [{record.id}] {record.label}", file=out)
     return 0
 
 
@@ -219,13 +285,14 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     index = searcher.index
     articles = list(index.articles.values())
     sentences = sum(len(d.sentences) for d in articles)
-    print(f"library     {searcher.library.directory}")
-    print(f"  articles    {len(articles)}")
-    print(f"  paragraphs  {index.paragraphs}")
-    print(f"  sentences   {sentences}")
-    print(f"  vectors     {index.vectors.total} in a faiss {index.vectors.kind} index")
-    print(f"  model       {settings.index.model} ({searcher.embedder.dimension} dimensions)")
-    print(f"  total time  {time.perf_counter() - started:.2f} s (with model loading)")
+    out = stdout()
+    print(f"library       {searcher.library.directory}", file=out)
+    print(f"  articles    {len(articles)}", file=out)
+    print(f"  paragraphs  {index.paragraphs}", file=out)
+    print(f"  sentences   {sentences}", file=out)
+    print(f"  vectors     {index.vectors.total} in a faiss {index.vectors.kind} index", file=out)
+    print(f"  model       {settings.index.model} ({searcher.embedder.dimension} dimensions)", file=out)
+    print(f"  total time  {time.perf_counter() - started:.2f} s (with model loading)", file=out)
     return 0
 
 
@@ -320,17 +387,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit code when standard output cannot be written (a full disk, a closed descriptor), as ``cat`` uses.
+OUTPUT_ERROR = 1
+#: Exit code after the reader of our output went away (``| head -1``): 128 + SIGPIPE, what a shell reports for
+#: ``yes | head -1``'s ``yes``; nothing is printed.
+BROKEN_PIPE = 128 + 13
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``citebot``; return its exit code (2 for a user mistake, with a one-line message)."""
+    if sys.stderr is None:  # started with 2>&-: keep print(file=sys.stderr) from falling back to stdout
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if sys.stdout is None:  # started with >&-: refuse at once rather than answer into nothing
+            raise OutputError("standard output is closed; nothing could be written")
         settings = Settings.from_env()
         logging.basicConfig(level=settings.log_level, format="citebot: %(levelname)s: %(message)s")
-        return args.func(args, settings)
+        code = args.func(args, settings)
+        stdout().flush()
+        return code
     except CitebotError as exc:
         print(f"citebot: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except BrokenPipeError:
+        discard_stdout()
+        return BROKEN_PIPE
+    except OutputError as exc:
+        discard_stdout()
+        print(f"citebot: error: {exc}", file=sys.stderr)
+        return OUTPUT_ERROR
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
-from bot.render import render_answer, render_passages
-from index.answer import answer
+from bot.render import render_answer, render_more
+from index.answer import MAX_K, Answer, answer
 from index.errors import CitebotError
 from index.retrieve import Searcher
 
@@ -82,6 +83,26 @@ def _use(searcher: Searcher, words: list[str]) -> list[int] | None:
     return [r.id for r in searcher.library.resolve(ids)]
 
 
+@dataclass
+class _Last:
+    """The last question answered, and how many of its passages the user has seen."""
+
+    answer: Answer
+    shown: int
+
+
+@dataclass
+class _State:
+    """What the prompt remembers between lines: the scope, the last answer, the article file passed in."""
+
+    searcher: Searcher
+    top_k: int
+    min_score: float
+    scope: list[int] | None
+    article: Path | None
+    last: _Last | None = None
+
+
 def run_console(
     searcher: Searcher,
     top_k: int,
@@ -90,74 +111,85 @@ def run_console(
     history: Path | None = None,
     read: Callable[[str], str] = input,
     scope: list[int] | None = None,
+    article: Path | None = None,
 ) -> int:
-    """Run the prompt until ``quit`` or end of input; return the exit code (0)."""
+    """Run the prompt until ``quit`` or end of input (Ctrl-D); return the exit code (0).
+
+    Ctrl-C cancels the line being typed or the answer being worked out, and returns to the prompt.
+    ``article`` is the file passed with ``--article``, if any (``source`` names it).
+    """
     save_history = _enable_history(history) if history else (lambda: None)
+    state = _State(searcher, top_k, min_score, scope, article)
     console.print(f"citebot: answering from {describe(searcher, scope)}.", highlight=False)
     console.print("Ask a question, 'help' for commands, 'quit' to leave.", style="dim")
-    last_question: str | None = None
-    shown = 0
     try:
         while True:
             try:
-                line = read(_prompt(scope)).strip()
+                line = read(_prompt(state.scope)).strip()
             except EOFError:
                 console.print()
                 return 0
+            except KeyboardInterrupt:
+                console.print()  # the line typed so far is dropped; a fresh prompt follows
+                continue
             if not line:
                 continue
             first = line.split()[0].lstrip("/").lower()
             word = first if line.startswith("/") or first in COMMANDS else None
             if word in ("quit", "exit"):
                 return 0
-            if word == "help":
-                console.print(HELP, highlight=False)
-                continue
-            if word == "articles":
-                console.print(_articles(searcher, scope), highlight=False, markup=False)
-                continue
-            if word == "use":
-                try:
-                    scope = _use(searcher, line.split()[1:])
-                except CitebotError as exc:
-                    console.print(str(exc), style="red", highlight=False, markup=False)
-                    continue
-                last_question = None
-                console.print(f"Now asking {describe(searcher, scope)}.", highlight=False)
-                continue
-            if word == "source":
-                where = searcher.library.directory or "memory"
-                console.print(f"{describe(searcher, scope)}; library in {where}", highlight=False, markup=False)
-                continue
-            if word == "more":
-                if last_question is None:
-                    console.print("Ask a question first.", style="dim")
-                    continue
-                result = answer(searcher, last_question, k=min(shown + top_k, 20), min_score=min_score, scope=scope)
-                fresh = result.passages[shown:]
-                if not fresh:
-                    console.print("No more passages.", style="dim")
-                    continue
-                shown += len(fresh)
-                console.print(render_passages(fresh))
-                continue
-            if word is not None:
-                console.print(
-                    f"Unknown command {line!r}; commands: /help, /more, /articles, /use, /source, /quit",
-                    style="red",
-                    highlight=False,
-                    markup=False,
-                )
-                continue
             try:
-                result = answer(searcher, line, k=top_k, min_score=min_score, scope=scope)
-            except CitebotError as exc:
-                console.print(str(exc), style="red")
-                continue
-            last_question, shown = result.question, len(result.passages)
-            console.print(render_answer(result))
-    except KeyboardInterrupt:
-        console.print()
-        return 0
+                _respond(state, line, word, console)
+            except KeyboardInterrupt:
+                console.print("(cancelled)", style="dim")
     finally:
         save_history()
+
+
+def _respond(state: _State, line: str, word: str | None, console: Console) -> None:
+    """Answer one line typed at the prompt: a command or a question."""
+    searcher = state.searcher
+    if word == "help":
+        console.print(HELP, highlight=False)
+    elif word == "articles":
+        console.print(_articles(searcher, state.scope), highlight=False, markup=False, soft_wrap=True)
+    elif word == "use":
+        try:
+            state.scope = _use(searcher, line.split()[1:])
+        except CitebotError as exc:
+            console.print(str(exc), style="red", highlight=False, markup=False)
+            return
+        state.last = None
+        console.print(f"Now asking {describe(searcher, state.scope)}.", highlight=False)
+    elif word == "source":
+        where = f"the file {state.article}" if state.article else f"the library in {searcher.library.directory}"
+        console.print(f"{describe(searcher, state.scope)}; {where}", highlight=False, markup=False, soft_wrap=True)
+    elif word == "more":
+        last = state.last
+        if last is None:
+            console.print("Ask a question first.", style="dim")
+            return
+        k = min(last.shown + state.top_k, MAX_K)
+        more = answer(searcher, last.answer.question, k=k, min_score=state.min_score, scope=state.scope)
+        fresh = more.passages[last.shown :]
+        if not fresh:
+            console.print("No more passages.", style="dim")
+            return
+        console.print(render_more(fresh, found=last.answer.found))
+        state.last = _Last(last.answer, last.shown + len(fresh))
+    elif word is not None:
+        console.print(
+            f"Unknown command {line!r}; commands: /help, /more, /articles, /use, /source, /quit",
+            style="red",
+            highlight=False,
+            markup=False,
+        )
+    else:
+        try:
+            result = answer(searcher, line, k=state.top_k, min_score=state.min_score, scope=state.scope)
+        except CitebotError as exc:
+            console.print(str(exc), style="red")
+            return
+        console.print(render_answer(result))
+        shown = len(result.passages) if result.found else min(1, len(result.passages))
+        state.last = _Last(result, shown)

@@ -49,6 +49,17 @@ def render_answer(answer: Answer, limit: int | None = None) -> RenderableType:
     return render_passages(passages)
 
 
+#: Headings of what ``more`` shows: the next passages of an answer, or more of the nearest text when there was none.
+MORE_FOUND = "More passages:"
+MORE_NEAREST = "More of the nearest text (not an answer):"
+
+
+def render_more(passages: Sequence[Passage], found: bool) -> RenderableType:
+    """Return the passages ``more`` adds, drawn as a continuation, never as a new answer."""
+    heading = MORE_FOUND if found else MORE_NEAREST
+    return Group(Text(heading, style="dim"), *(quote(p, style="bold", dim=True) for p in passages))
+
+
 def render_passages(passages: Sequence[Passage]) -> RenderableType:
     """Return quoted passages: the first marked brightly, the others as "also relevant"."""
     parts: list[RenderableType] = [quote(passages[0])]

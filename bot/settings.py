@@ -7,12 +7,13 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
 from index.config import DEFAULT_MODEL, MAX_K, MIN_SCORE, IndexConfig, default_data_dir
 from index.errors import CitebotError
+from index.fetch import MAX_FETCH_BYTES, FetchConfig
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
@@ -44,6 +45,14 @@ class Settings:
     telegram_webhook_listen: str = "0.0.0.0"
     telegram_webhook_port: int = 8443
     telegram_webhook_secret: str | None = field(default=None, repr=False)
+    telegram_workers: int = 32
+    telegram_chat_queue: int = 20
+    telegram_user_burst: int = 5
+    telegram_user_per_minute: int = 20
+    telegram_delivery_retry_seconds: float = 120.0
+    telegram_unauthorized_exit_seconds: float = 120.0
+    telegram_shutdown_seconds: float = 10.0
+    fetch: FetchConfig = field(default_factory=FetchConfig)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
@@ -53,9 +62,13 @@ class Settings:
             CitebotError: when a value is malformed; the message names the variable.
         """
         values: dict[str, str] = {}
+        from_file: set[str] = set()
         if env_file is not None and Path(env_file).is_file():
             values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-        values.update(os.environ if environ is None else environ)
+            from_file.update(values)
+        environment = os.environ if environ is None else environ
+        values.update(environment)
+        from_file.difference_update(environment)
 
         def get(name: str, parse: Callable[[str], T], default: T) -> T:
             raw = values.get(name, "").strip()
@@ -64,7 +77,8 @@ class Settings:
             try:
                 return parse(raw)
             except ValueError as exc:
-                raise CitebotError(f"{name}={raw!r} is not valid: {exc}") from None
+                where = f" in {env_file}" if name in from_file else ""  # else the environment: no suffix
+                raise CitebotError(f"{name}={raw!r}{where} is not valid: {exc}") from None
 
         index = IndexConfig(
             model=get("CITEBOT_MODEL", str, DEFAULT_MODEL),
@@ -81,12 +95,42 @@ class Settings:
             log_level=get("CITEBOT_LOG_LEVEL", _choice(LOG_LEVELS), "WARNING"),
             telegram_token=get("TELEGRAM_BOT_TOKEN", str, None),
             telegram_api_url=get("TELEGRAM_API_URL", _url, TELEGRAM_API_URL),
-            telegram_allowed_users=get("TELEGRAM_ALLOWED_USERS", _user_ids, frozenset()),
+            telegram_allowed_users=_allowed_users(values),
             telegram_webhook_url=get("TELEGRAM_WEBHOOK_URL", _url, None),
             telegram_webhook_listen=get("TELEGRAM_WEBHOOK_LISTEN", str, "0.0.0.0"),
             telegram_webhook_port=get("TELEGRAM_WEBHOOK_PORT", _int_in(1, 65535), 8443),
             telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET", _webhook_secret, None),
+            telegram_workers=get("TELEGRAM_WORKERS", _int_in(1, 1024), 32),
+            telegram_chat_queue=get("TELEGRAM_CHAT_QUEUE", _int_in(1, 1000), 20),
+            telegram_user_burst=get("TELEGRAM_USER_BURST", _int_in(1, 1000), 5),
+            telegram_user_per_minute=get("TELEGRAM_USER_PER_MINUTE", _int_in(1, 6000), 20),
+            telegram_delivery_retry_seconds=get("TELEGRAM_DELIVERY_RETRY_SECONDS", _float_in(0.0, 86400.0), 120.0),
+            telegram_unauthorized_exit_seconds=get(
+                "TELEGRAM_UNAUTHORIZED_EXIT_SECONDS", _float_in(0.0, 86400.0), 120.0
+            ),
+            telegram_shutdown_seconds=get("TELEGRAM_SHUTDOWN_SECONDS", _float_in(0.0, 600.0), 10.0),
+            fetch=_fetch_config(get),
         )
+
+
+def _fetch_config(get: Callable[[str, Callable[[str], Any], Any], Any]) -> FetchConfig:
+    """Read the CITEBOT_FETCH_* settings: size cap, time-out (connect and read; 6x for a whole transfer), private."""
+    timeout = get("CITEBOT_FETCH_TIMEOUT", _float_in(0.1, 600.0), 10.0)
+    return FetchConfig(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        total_timeout=6 * timeout,
+        max_bytes=get("CITEBOT_FETCH_MAX_BYTES", _int_in(1024, 1024**3), MAX_FETCH_BYTES),
+        allow_private=get("CITEBOT_FETCH_ALLOW_PRIVATE", _flag, False),
+    )
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected one of 1, true, yes, on, 0, false, no, off")
 
 
 def _path(raw: str) -> Path:
@@ -138,8 +182,31 @@ def _webhook_secret(raw: str) -> str:
     return raw
 
 
-def _user_ids(raw: str) -> frozenset[int]:
+def _allowed_users(values: Mapping[str, str]) -> frozenset[int]:
+    """Return the allowlist: empty (everyone) only when ``TELEGRAM_ALLOWED_USERS`` is not set at all.
+
+    Raises:
+        CitebotError: when it is set but names no valid user id (``""``, ``","``, an unset template).
+    """
+    name = "TELEGRAM_ALLOWED_USERS"
+    if name not in values:
+        return frozenset()
+    raw = values[name]
     try:
-        return frozenset(int(part) for part in raw.replace(",", " ").split())
+        return _user_ids(raw)
+    except ValueError as exc:
+        raise CitebotError(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def _user_ids(raw: str) -> frozenset[int]:
+    expected = (
+        "expected one or more numeric Telegram user ids separated by commas, like 11111111,22222222 "
+        "(to let everyone use the bot, do not set it at all)"
+    )
+    try:
+        ids = frozenset(int(part) for part in raw.replace(",", " ").split())
     except ValueError:
-        raise ValueError("expected numeric Telegram user ids separated by commas") from None
+        raise ValueError(expected) from None
+    if not ids or min(ids) <= 0:
+        raise ValueError(expected)
+    return ids

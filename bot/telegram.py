@@ -2,9 +2,11 @@
 
 ``citebot telegram`` runs :func:`run_bot`: long polling by default, a webhook
 server when ``TELEGRAM_WEBHOOK_URL`` is set. Handlers are small; all wiring is
-in :func:`build_application`. Model work runs in a thread pool, updates are
-processed concurrently (in order within each chat), flood control and
-transient network errors are retried, and the token never reaches a log line.
+in :func:`build_application`. Model work runs in a thread pool; updates are
+scheduled fairly across chats and users (``bot/telegram_scheduler.py``); flood
+control, outages and a refused token are handled in ``bot/telegram_transport.py``;
+start-up and bounded shutdown are in ``bot/telegram_run.py``. The token never
+reaches a log line.
 """
 
 from __future__ import annotations
@@ -12,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import inspect
 import logging
 import os
 import secrets
 import sys
 import warnings
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from index.build import open_article
 from telegram import (
     Bot,
     BotCommand,
@@ -43,10 +44,8 @@ from telegram import (
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
-    BaseUpdateProcessor,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -66,6 +65,7 @@ from bot.telegram_format import (
     closest_buttons,
     context_html,
     decode_button,
+    entity_text,
     example_candidates,
     greeting_html,
     help_html,
@@ -74,8 +74,10 @@ from bot.telegram_format import (
     source_html,
     split_html,
 )
+from bot.telegram_run import serve
+from bot.telegram_scheduler import FairScheduler, UserLimit
+from bot.telegram_transport import PatientRateLimiter, PollingErrors, PollingRequest, TokenWatch
 from index.answer import NOT_FOUND, Answer, Passage, answer, clean_question
-from index.build import open_article
 from index.errors import CitebotError, QuestionError
 from index.ingest import Article, read_article
 from index.retrieve import Retriever
@@ -84,14 +86,10 @@ log = logging.getLogger("citebot.telegram")
 
 #: The update types the bot asks Telegram for.
 ALLOWED_UPDATES = ["message", "callback_query", "inline_query"]
-#: Retries of a request that failed on the network or with a 5xx, and the waits before them (seconds).
-NETWORK_RETRY_DELAYS = (0.5, 1.0, 2.0)
-#: Retries of a request refused with 429 (each waits the retry_after Telegram asked for).
-FLOOD_RETRIES = 5
-#: Updates handled at once (questions from one chat still wait for each other).
-CONCURRENT_UPDATES = 512
 #: How often the typing indicator is renewed while an answer is being worked out (it lasts 5 s).
 TYPING_EVERY = 4.0
+#: How long one typing indicator may take before it is abandoned (it never holds up the answer).
+TYPING_TIMEOUT = 2.0
 #: Quotes offered in inline mode.
 INLINE_RESULTS = 5
 
@@ -104,6 +102,7 @@ NO_QUESTION = "I can no longer see the question this button belongs to. Please a
 NO_MORE = "No more matches."
 ASK_USAGE = "Ask like this: /ask Which roads meet at the town?"
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
+TOO_FAST = "You are sending questions faster than I can answer, so I am skipping some. Please wait a minute."
 
 
 # --- state ------------------------------------------------------------------------------------------
@@ -209,24 +208,24 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     state = _state(context)
     button = decode_button(query.data)
     message = query.message if isinstance(query.message, Message) else None
+    acknowledge = partial(_acknowledge, update)
     if button is None or message is None:
-        await query.answer(STALE)
+        await acknowledge(STALE)
         return
     if button.fingerprint != state.fingerprint:
-        await query.answer(OUTDATED)
+        await acknowledge(OUTDATED)
         return
     if button.kind == "next":
-        await _show_next(query.answer, message, context, button)
+        await _show_next(acknowledge, message, context, button)
         return
     passage = _stored_passage(state.article, button)
     if passage is None:
-        await query.answer(STALE)
+        await acknowledge(STALE)
         return
+    await acknowledge()
     if button.kind == "context":
-        await query.answer()
         await _send(message, context_html(state.article, passage.paragraph, passage.highlight))
     else:
-        await query.answer()
         await _edit(message, answer_html(passage, found=False), answer_buttons(state.fingerprint, passage))
 
 
@@ -261,8 +260,12 @@ async def on_inline(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log a failed update, then tell the user briefly that it failed."""
-    log.error("handling an update failed: %s", _describe(context.error), exc_info=context.error)
+    """Log a failed update, then tell the user briefly that it failed (unless Telegram cannot be reached)."""
+    error = context.error
+    if isinstance(error, (NetworkError, InvalidToken)) and not isinstance(error, BadRequest):
+        log.error("handling an update failed: Telegram could not be reached: %s", _describe(error))
+        return  # the give-up is logged; an apology would wait out the same outage
+    log.error("handling an update failed: %s", _describe(error), exc_info=error)
     if not isinstance(update, Update):
         return
     with contextlib.suppress(TelegramError):
@@ -288,7 +291,7 @@ async def _admitted(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     if user is not None:
         state.refused.add(user.id)
     if update.callback_query is not None:
-        await update.callback_query.answer(REFUSAL if first else None)
+        await _acknowledge(update, REFUSAL if first else None)
     elif first and update.effective_message is not None:
         await _send(update.effective_message, html.escape(REFUSAL))
     log.info("refused user %s", user.id if user else "?")
@@ -303,13 +306,15 @@ def _addressed(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
         return True
-    kinds = [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
-    entities = {**message.parse_entities(kinds), **message.parse_caption_entities(kinds)}
-    for entity, text in entities.items():
-        if entity.type == MessageEntity.MENTION and text[1:].lower() == (bot.username or "").lower():
-            return True
-        if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == bot.id:
-            return True
+    for text, entities in ((message.text, message.entities), (message.caption, message.caption_entities)):
+        for entity in entities:
+            if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == bot.id:
+                return True
+            if entity.type != MessageEntity.MENTION:
+                continue
+            mention = entity_text(text or "", entity.offset, entity.length)  # None when malformed: no mention
+            if mention is not None and mention[1:].lower() == (bot.username or "").lower():
+                return True
     return False
 
 
@@ -322,7 +327,7 @@ async def _answer(message: Message, context: ContextTypes.DEFAULT_TYPE, question
         reason = str(exc)
         await _send(message, html.escape(reason[:1].upper() + reason[1:] + "."))
         return
-    async with _typing(context, message.chat_id):
+    async with _typing(context.bot, message.chat_id):
         result = await state.ask(question)
     passage = result.passages[0] if result.passages else None
     if result.found and passage is not None:
@@ -401,29 +406,51 @@ async def _edit(message: Message, html_text: str, buttons: Sequence[tuple[str, s
 
 
 @contextlib.asynccontextmanager
-async def _typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncIterator[None]:
-    """Show "typing…" in the chat until the block ends (renewed every few seconds)."""
+async def _typing(bot: Bot, chat_id: int) -> AsyncIterator[None]:
+    """Show "typing…" in the chat until the block ends (renewed every few seconds), in the background:
+    the block never waits for it."""
 
     async def keep_typing() -> None:
         while True:
+            await _chat_action(bot, chat_id)
             await asyncio.sleep(TYPING_EVERY)
-            await _chat_action(context, chat_id)
 
-    await _chat_action(context, chat_id)
     task = asyncio.create_task(keep_typing())
     try:
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
-async def _chat_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
+async def _chat_action(bot: Bot, chat_id: int) -> None:
+    """Send one typing indicator, giving up after :data:`TYPING_TIMEOUT` seconds; failures are only logged."""
     try:
-        await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
-    except TelegramError as exc:  # the indicator is a nicety; the answer matters
-        log.info("typing indicator failed: %s", exc)
+        await asyncio.wait_for(
+            bot.send_chat_action(chat_id, ChatAction.TYPING, read_timeout=TYPING_TIMEOUT), TYPING_TIMEOUT
+        )
+    except (TelegramError, asyncio.TimeoutError) as exc:  # the indicator is a nicety; the answer matters
+        log.info("typing indicator failed: %s", _describe(exc))
+
+
+async def _acknowledge(update: Update, text: str | None = None) -> None:
+    """Answer a button press (the toast ``text``, or just stop the spinner); a failure is logged, not raised,
+    so the press still does its work ("query is too old" after a restart or a slow answer)."""
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.answer(text)
+    except TelegramError as exc:
+        log.info("could not acknowledge a button press (%s); doing its work anyway", exc)
+
+
+def rate_notice(update: Update) -> Coroutine[Any, Any, Any] | None:
+    """Return the one polite notice for a user who sends too fast (a reply, or a button's toast)."""
+    if update.callback_query is not None:
+        return _acknowledge(update, TOO_FAST)
+    if update.effective_message is not None:
+        return _send(update.effective_message, html.escape(TOO_FAST))
+    return None
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -435,84 +462,7 @@ def _describe(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {error}" if error else "unknown error"
 
 
-# --- plumbing: ordering, retries, logging -----------------------------------------------------------
-
-
-class ChatOrderedProcessor(BaseUpdateProcessor):
-    """Process updates concurrently, but one at a time and in arrival order within each chat.
-
-    Asyncio locks and semaphores wake waiters first in, first out, and updates
-    are started in the order Telegram numbered them, so the replies in one
-    chat come in the order the questions were asked.
-    """
-
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._waiting: Counter[int] = Counter()
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Await ``coroutine`` once the earlier updates of the same chat are done."""
-        key = _chat_key(update)
-        if key is None:
-            await coroutine
-            return
-        self._waiting[key] += 1
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        try:
-            async with lock:
-                await coroutine
-        finally:
-            self._waiting[key] -= 1
-            if not self._waiting[key]:
-                del self._waiting[key]
-                self._locks.pop(key, None)
-            if inspect.iscoroutine(coroutine) and inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
-                coroutine.close()  # cancelled while waiting for the lock: it never started
-
-    async def initialize(self) -> None:
-        """Nothing to set up."""
-
-    async def shutdown(self) -> None:
-        """Nothing to free."""
-
-
-def _chat_key(update: object) -> int | None:
-    if not isinstance(update, Update):
-        return None
-    if update.effective_chat is not None:
-        return update.effective_chat.id
-    return update.effective_user.id if update.effective_user is not None else None
-
-
-class RetryingRateLimiter(AIORateLimiter):
-    """Telegram's flood limits (AIORateLimiter, which waits out 429 retry_after), plus retries of
-    requests that failed on the network or with a server error (5xx). The typing indicator is not
-    rate limited: it is not a message."""
-
-    async def process_request(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, Any]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> Any:
-        """Send one request, retrying transient failures."""
-        for attempt, delay in enumerate((*NETWORK_RETRY_DELAYS, None), start=1):
-            try:
-                if endpoint == "sendChatAction":
-                    return await callback(*args, **kwargs)
-                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
-            except BadRequest:
-                raise
-            except NetworkError as exc:  # also TimedOut and HTTP 5xx
-                if delay is None:
-                    raise
-                log.warning("%s failed (%s), retry %d in %.1f s", endpoint, exc, attempt, delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+# --- logging ----------------------------------------------------------------------------------------
 
 
 class RedactToken(logging.Filter):
@@ -568,16 +518,25 @@ async def _startup(application: Application) -> None:
     how = f"webhook at {state.settings.telegram_webhook_url}" if state.settings.telegram_webhook_url else "long polling"
     print(
         f"citebot: @{application.bot.username} answers from “{state.article.label}” "
-        f"(index {'built' if report.built else 'reused'}; {how}); Ctrl-C or SIGTERM stops it",
+        f"(index {'built' if report.built else 'reused'}; {how}); Ctrl-C or SIGTERM stops it\n"
+        f"citebot: {access_line(state.settings)}",
         file=sys.stderr,
         flush=True,
     )
 
 
+def access_line(settings: Settings) -> str:
+    """Return who may use the bot: everyone, or the N users of ``TELEGRAM_ALLOWED_USERS``."""
+    allowed = settings.telegram_allowed_users
+    if not allowed:
+        return "open to everyone (TELEGRAM_ALLOWED_USERS is not set)"
+    return f"only for {len(allowed)} allowed user{'s' if len(allowed) != 1 else ''} (TELEGRAM_ALLOWED_USERS)"
+
+
 async def _shutdown(application: Application) -> None:
-    """Free the thread pool."""
+    """Free the thread pool without waiting for it (an answer being worked out takes milliseconds)."""
     state: BotState = application.bot_data["citebot"]
-    state.executor.shutdown(wait=True)
+    state.executor.shutdown(wait=False, cancel_futures=True)
 
 
 async def _check_token(settings: Settings) -> None:
@@ -586,19 +545,22 @@ async def _check_token(settings: Settings) -> None:
         pass
 
 
-def build_application(settings: Settings, article: Article) -> Application:
+def build_application(settings: Settings, article: Article, token: TokenWatch | None = None) -> Application:
     """Return the bot, every handler wired, for ``article``; the model loads when it starts."""
     if not settings.telegram_token:
         raise CitebotError("TELEGRAM_BOT_TOKEN is not set")
     base_url = settings.telegram_api_url
+    token = token or TokenWatch(settings.telegram_unauthorized_exit_seconds)
+    limit = UserLimit(settings.telegram_user_burst, settings.telegram_user_per_minute)
+    scheduler = FairScheduler(settings.telegram_workers, settings.telegram_chat_queue, limit, rate_notice)
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_token)
         .base_url(base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
-        .rate_limiter(RetryingRateLimiter(max_retries=FLOOD_RETRIES))
-        .concurrent_updates(ChatOrderedProcessor(CONCURRENT_UPDATES))
-        .post_init(_startup)
+        .rate_limiter(PatientRateLimiter(settings.telegram_delivery_retry_seconds, token))
+        .get_updates_request(PollingRequest(token))
+        .concurrent_updates(scheduler)
         .post_shutdown(_shutdown)
     )
     if base_url.endswith("/bot"):
@@ -647,11 +609,18 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
         ) from None
     except TelegramError as exc:
         raise CitebotError(f"cannot reach the Bot API at {api_url}: {redactor.redact(str(exc))}") from None
-    application = build_application(settings, article)
-    try:
+    token_watch = TokenWatch(settings.telegram_unauthorized_exit_seconds)
+    application = build_application(settings, article, token_watch)
+    scheduler = application.update_processor
+    assert isinstance(scheduler, FairScheduler)
+
+    async def start() -> None:
+        await _startup(application)
+        updater = application.updater
+        assert updater is not None
         if settings.telegram_webhook_url:
             url = settings.telegram_webhook_url
-            application.run_webhook(
+            await updater.start_webhook(
                 listen=settings.telegram_webhook_listen,
                 port=settings.telegram_webhook_port,
                 url_path=urlsplit(url).path.lstrip("/"),
@@ -660,7 +629,11 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
                 allowed_updates=ALLOWED_UPDATES,
             )
         else:
-            application.run_polling(allowed_updates=ALLOWED_UPDATES)
+            await updater.start_polling(allowed_updates=ALLOWED_UPDATES, error_callback=PollingErrors())
+        await application.start()
+
+    try:
+        asyncio.run(serve(application, start, scheduler, token_watch, settings.telegram_shutdown_seconds))
     except TelegramError as exc:
         raise CitebotError(f"the Telegram bot stopped: {redactor.redact(str(exc))}") from None
     return 0

@@ -186,6 +186,18 @@ def question_text(text: str, username: str = "") -> str:
     return " ".join(text.split())
 
 
+def entity_text(text: str, offset: int, length: int) -> str | None:
+    """Return the part of ``text`` a message entity covers (``offset`` and ``length`` in UTF-16 code units),
+    or ``None`` when the entity is malformed: out of range, or cutting a character's surrogate pair."""
+    units = text.encode("utf-16-le")
+    if offset < 0 or length <= 0 or 2 * (offset + length) > len(units):
+        return None
+    try:
+        return units[2 * offset : 2 * (offset + length)].decode("utf-16-le")
+    except UnicodeDecodeError:
+        return None
+
+
 # --- buttons -----------------------------------------------------------------------------------------
 
 
@@ -240,8 +252,8 @@ def decode_button(data: str | None) -> Button | None:
         return None
     kind, fingerprint = _KINDS[match.group(1)], match.group(2)
     numbers = [int(n) for n in match.group(3)[1:].split(":")]
-    if kind == "next":
-        return Button(kind, fingerprint, rank=numbers[0]) if len(numbers) == 1 else None
+    if kind == "next":  # a rank past the last passage an answer can have is forged or broken
+        return Button(kind, fingerprint, rank=numbers[0]) if len(numbers) == 1 and 1 <= numbers[0] < MAX_K else None
     if len(numbers) != 3:
         return None
     return Button(kind, fingerprint, paragraph=numbers[0], start=numbers[1], end=numbers[2])

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -57,6 +60,26 @@ def set_threads(threads: int) -> None:
     faiss.omp_set_num_threads(threads)
 
 
+#: How long to wait for the Hugging Face Hub to answer a connection before calling it unreachable.
+HUB_TIMEOUT = 3.0
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
+    """Return whether the Hugging Face Hub can be reached: not in offline mode, and its host accepts a connection."""
+    if any(os.environ.get(v, "").strip().upper() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return False
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+_TRUE = {"1", "ON", "YES", "TRUE"}
+
+
 class Embedder:
     """Encodes texts into L2-normalised float32 vectors with one sentence-transformers model.
 
@@ -75,19 +98,42 @@ class Embedder:
             set_threads(threads)
         self.name = model
         self.location = resolve_model(model)
-        try:
-            from sentence_transformers import SentenceTransformer
-
-            self._model: SentenceTransformer = SentenceTransformer(self.location, device=device)
-        except Exception as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(
-                f"cannot load embedding model {model!r} ({reason[:200]}); "
-                f"set CITEBOT_MODEL to {DEFAULT_MODEL!r}, a local model directory, or a model you can download"
-            ) from None
+        self._model: SentenceTransformer = self._load(device)
         self.dimension = int(self._model.get_embedding_dimension())
         #: The default of :meth:`encode`'s ``progress``; ``False`` silences every bar (``citebot eval`` has its own).
         self.progress: bool | None = None
+
+    def _load(self, device: str) -> SentenceTransformer:
+        """Load the model: a local directory as it is; a name from the Hugging Face cache, else from the Hub.
+
+        A name that is neither cached nor reachable fails at once, not after minutes of download retries.
+        """
+        from sentence_transformers import SentenceTransformer
+
+        if Path(self.location).is_dir():
+            return self._attempt(lambda: SentenceTransformer(self.location, device=device))
+        try:
+            return SentenceTransformer(self.location, device=device, local_files_only=True)
+        except Exception:  # not in the cache (or broken there): the Hub is the only place left
+            pass
+        if not hub_reachable():
+            raise ModelError(
+                f"cannot load embedding model {self.name!r}: it is not a local directory, not in the Hugging Face "
+                f"cache, and the Hub cannot be reached (offline); set CITEBOT_MODEL to {DEFAULT_MODEL!r} "
+                "or a local model directory"
+            )
+        return self._attempt(lambda: SentenceTransformer(self.location, device=device))
+
+    def _attempt(self, load: Callable[[], SentenceTransformer]) -> SentenceTransformer:
+        """Return ``load()``, or raise a one-line :class:`ModelError` naming the model and the reason."""
+        try:
+            return load()
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"cannot load embedding model {self.name!r} ({reason[:200]}); "
+                f"set CITEBOT_MODEL to {DEFAULT_MODEL!r}, a local model directory, or a model you can download"
+            ) from None
 
     @property
     def fingerprint(self) -> str:

@@ -16,12 +16,28 @@ class ArticleError(CitebotError):
     """The article cannot be read: missing, empty, binary, not UTF-8 or too large."""
 
 
+class FetchError(CitebotError):
+    """A URL cannot be fetched or is not an article: refused address, time-out, too large, HTTP error, paywall."""
+
+
+class FetchStatusError(FetchError):
+    """The server answered with an HTTP error status; ``status`` holds it (404, 503...)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class QuestionError(CitebotError):
     """The question is empty or unusable."""
 
 
 class ModelError(CitebotError):
     """The embedding model cannot be loaded."""
+
+
+class DataDirError(CitebotError):
+    """The data directory (``CITEBOT_DATA_DIR``) cannot hold indexes: a file, not creatable or not writable."""
 
 
 class IndexCorruptError(Exception):

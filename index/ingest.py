@@ -1,23 +1,36 @@
-"""Ingest: read an article file (plain text, Markdown or HTML) into an :class:`Article`."""
+"""Ingest: read an article (plain text, Markdown, HTML or PDF) into an :class:`Article`.
+
+Files are read with a size cap enforced while reading (a pipe or ``/dev/zero``
+cannot get past it), their format is recognised by their bytes before their
+name, and every refusal is one line that names the file and the reason.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
+import shlex
+import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.clean import CLEANER_VERSION, clean_text
+from index.clean import CLEANER_VERSION, CleanedText, clean_blocks, clean_text
 from index.errors import ArticleError
 
 #: Larger files are refused: citebot answers from one article, not a library.
 MAX_ARTICLE_BYTES = 5 * 1024 * 1024
 
-FORMATS = ("text", "markdown", "html")
+FORMATS = ("text", "markdown", "html", "pdf")
 _MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
 _HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 _PARAGRAPH_SEP = "\n\n"
+_READ_CHUNK = 1 << 16
+#: A whole HTML document: a doctype or an <html> element first (after an XML declaration or comments).
+_HTML_DOCUMENT = re.compile(r"\A(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S)
+_HTML_CLOSING = re.compile(r"</(?:p|div|article|body|html|head|title|h[1-6]|li)\s*>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -29,9 +42,15 @@ class Article:
             quote is an exact substring of it.
         paragraphs: ``(start, end)`` character spans of each paragraph in ``text``.
         title: the headline, or ``""`` when the article has none.
-        date: a dateline found in the article, if any.
-        source: where the article came from (a path or a label).
+        date: the publication date (a dateline found in the text, or ``YYYY-MM-DD`` from a page's metadata).
+        source: where the article came from (a path, a URL or a label).
         fingerprint: a hash of the cleaned text, title and cleaner version.
+        url: the URL it was fetched from (after redirects), for a web page.
+        site: the site's name (``og:site_name``), else the host, for a web page.
+        author: the byline, when the page or document names one.
+        canonical_url: the URL the page names as its own, when it names one.
+        pages: for a PDF, the page (1-based) of each paragraph, one per paragraph; ``None`` otherwise.
+        fetched_at: when it was fetched (ISO 8601, UTC), for an article fetched by URL.
     """
 
     text: str
@@ -40,11 +59,21 @@ class Article:
     date: str | None = None
     source: str = ""
     fingerprint: str = ""
+    url: str | None = None
+    site: str | None = None
+    author: str | None = None
+    canonical_url: str | None = None
+    pages: tuple[int, ...] | None = None
+    fetched_at: str | None = None
 
     def paragraph(self, number: int) -> str:
         """Return the text of paragraph ``number`` (0-based)."""
         start, end = self.paragraphs[number]
         return self.text[start:end]
+
+    def page(self, number: int) -> int | None:
+        """Return the PDF page (1-based) paragraph ``number`` (0-based) is on, or ``None`` when not a PDF."""
+        return self.pages[number] if self.pages else None
 
     @property
     def label(self) -> str:
@@ -53,16 +82,28 @@ class Article:
 
 
 def article_from_paragraphs(
-    paragraphs: list[str] | tuple[str, ...], title: str = "", date: str | None = None, source: str = ""
+    paragraphs: list[str] | tuple[str, ...],
+    title: str = "",
+    date: str | None = None,
+    source: str = "",
+    *,
+    url: str | None = None,
+    site: str | None = None,
+    author: str | None = None,
+    canonical_url: str | None = None,
+    pages: tuple[int, ...] | list[int] | None = None,
 ) -> Article:
-    """Join already-clean ``paragraphs`` into an :class:`Article`.
+    """Join already-clean ``paragraphs`` into an :class:`Article` (``pages``, when given, has one page per paragraph).
 
     Raises:
         ArticleError: when no paragraph has any text.
     """
-    kept = [p.strip() for p in paragraphs if p.strip()]
-    if not kept:
+    numbered = [(i, p.strip()) for i, p in enumerate(paragraphs) if p.strip()]
+    if not numbered:
         raise ArticleError(f"{source or 'article'}: no text in it (empty or only whitespace)")
+    if pages is not None and len(pages) != len(paragraphs):
+        raise ValueError(f"pages must have one page per paragraph ({len(paragraphs)}), got {len(pages)}")
+    kept = [p for _, p in numbered]
     spans: list[tuple[int, int]] = []
     offset = 0
     for p in kept:
@@ -70,82 +111,124 @@ def article_from_paragraphs(
         offset += len(p) + len(_PARAGRAPH_SEP)
     text = _PARAGRAPH_SEP.join(kept)
     digest = hashlib.sha256(f"{CLEANER_VERSION}\0{title}\0{text}".encode()).hexdigest()
-    return Article(text=text, paragraphs=tuple(spans), title=title, date=date, source=source, fingerprint=digest)
+    return Article(
+        text=text,
+        paragraphs=tuple(spans),
+        title=title,
+        date=date,
+        source=source,
+        fingerprint=digest,
+        url=url,
+        site=site,
+        author=author,
+        canonical_url=canonical_url,
+        pages=tuple(pages[i] for i, _ in numbered) if pages is not None else None,
+    )
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """Return ``"utf-16-le"`` or ``"utf-16-be"`` when ``data`` looks like UTF-16 text without a byte-order mark."""
+    sample = data[:8192]
+    if len(sample) < 4:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    even_zeros, odd_zeros = even.count(0) / len(even), odd.count(0) / len(odd)
+    if odd_zeros > 0.3 and even_zeros < 0.05:
+        return "utf-16-le"
+    if even_zeros > 0.3 and odd_zeros < 0.05:
+        return "utf-16-be"
+    return None
+
+
+def _looks_binary(text: str) -> bool:
+    """Whether more than 1% of the start of ``text`` is control characters."""
+    sample = text[:8192]
+    controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f")
+    return bool(sample) and controls / len(sample) > 0.01
+
+
+def _encoding_hint(data: bytes, source: str) -> str:
+    """Name the likely 8-bit encoding of non-UTF-8 ``data`` and the iconv command that converts it."""
+    high = [b for b in data[:65536] if b >= 0x80]
+    letters = sum(1 for b in high if b >= 0xC0 or b in (0x8A, 0x8C, 0x8E, 0x9A, 0x9C, 0x9E, 0x9F))
+    if high and any(0x80 <= b <= 0x9F for b in high):
+        name, code = "Windows-1252 (Western European)", "WINDOWS-1252"
+    elif high and letters >= 0.6 * len(high):
+        name, code = "Latin-1 (ISO-8859-1)", "LATIN1"
+    else:
+        return "find its encoding (file -i) and convert it, e.g. iconv -f ENCODING -t UTF-8"
+    path = shlex.quote(source)
+    return f"it looks like {name}: convert it with iconv -f {code} -t UTF-8 {path} > converted.txt"
 
 
 def decode(data: bytes, source: str) -> str:
-    """Decode ``data`` as UTF-8 text, refusing binary files with a one-line reason.
+    """Decode ``data`` as UTF-8 (or UTF-16, with or without a byte-order mark), refusing binary files.
 
     Raises:
-        ArticleError: for binary content or bytes that are not UTF-8.
+        ArticleError: for binary content or bytes that are not UTF-8; the message names the likely encoding.
     """
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else _utf16_without_bom(data)
+    if encoding:
         try:
-            return data.decode("utf-16")
+            text = data.decode(encoding)
         except UnicodeDecodeError as exc:
             raise ArticleError(f"{source}: not valid UTF-16 text ({exc.reason})") from None
+        if _looks_binary(text):
+            raise ArticleError(f"{source}: looks like a binary file, not text")
+        return text
     if b"\x00" in data[:8192]:
         raise ArticleError(f"{source}: looks like a binary file, not text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ArticleError(
-            f"{source}: not UTF-8 text (bad byte at offset {exc.start}); convert it, e.g. iconv -t UTF-8"
+            f"{source}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            + _encoding_hint(data, source)
         ) from None
-    sample = text[:8192]
-    controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f")
-    if sample and controls / len(sample) > 0.01:
+    if _looks_binary(text):
         raise ArticleError(f"{source}: looks like a binary file, not text")
     return text
 
 
+def is_pdf(data: bytes) -> bool:
+    """Whether ``data`` is a PDF: its header ``%PDF-`` is within the first 1024 bytes, as readers accept."""
+    return b"%PDF-" in data[:1024]
+
+
 def detect_format(name: str, text: str) -> str:
-    """Return ``"html"``, ``"markdown"`` or ``"text"`` from the file name, then the content."""
+    """Return ``"html"``, ``"markdown"`` or ``"text"``: an HTML document by its content, else by the name, else tags."""
+    head = text.lstrip()[:4096]
     suffix = Path(name).suffix.lower()
-    if suffix in _HTML_SUFFIXES:
+    if _HTML_DOCUMENT.match(head):
         return "html"
     if suffix in _MARKDOWN_SUFFIXES:
-        return "markdown"
-    head = text.lstrip()[:512].lower()
-    if head.startswith(("<!doctype html", "<html")) or ("<body" in head and "</" in text):
+        return "markdown"  # Markdown may open with raw HTML (a centred logo) and is still Markdown
+    if suffix in _HTML_SUFFIXES or (head.startswith("<") and _HTML_CLOSING.search(head)):
         return "html"
     return "text"
 
 
-def html_to_text(html: str) -> str:
-    """Extract the main text of an HTML page with trafilatura, one paragraph per block."""
-    import trafilatura
+def article_from_html(html: str, source: str, url: str | None = None) -> Article:
+    """Clean an HTML page into an :class:`Article` with the page's title, date, site, author and canonical URL."""
+    from index.markup import read_html
 
-    body = trafilatura.extract(html, include_comments=False, include_tables=False, favor_precision=True) or ""
-    metadata = trafilatura.extract_metadata(html)
-    title = (metadata.title if metadata else None) or ""
-    paragraphs = body.replace("\r", "").split("\n")
-    return _PARAGRAPH_SEP.join(([title] if title else []) + paragraphs)
-
-
-_MD_FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
-_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
-_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", re.MULTILINE)
-_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
-_MD_QUOTE = re.compile(r"^\s{0,3}>\s?", re.MULTILINE)
-_MD_FENCE = re.compile(r"^\s*(```|~~~).*$", re.MULTILINE)
-_MD_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$", re.MULTILINE)
-_MD_HTML_TAG = re.compile(r"</?[a-zA-Z][^>\n]*>")
+    document = read_html(html, url=url)
+    cleaned = clean_blocks(document.blocks, title=document.title)
+    return article_from_cleaned(
+        cleaned,
+        source,
+        date=document.date or cleaned.date,
+        url=url,
+        site=document.site,
+        author=document.author,
+        canonical_url=document.canonical_url,
+    )
 
 
-def markdown_to_text(markdown: str) -> str:
-    """Strip Markdown markup (headings, emphasis, links, images, fences) and keep the words."""
-    text = markdown.replace("\r\n", "\n")
-    text = _MD_FRONT_MATTER.sub("", text)
-    text = _MD_FENCE.sub("", text)
-    text = _MD_RULE.sub("", text)
-    text = _MD_IMAGE.sub("", text)
-    text = _MD_LINK.sub(r"\1", text)
-    text = _MD_HEADING.sub(lambda m: m.group(1) + "\n", text)
-    text = _MD_QUOTE.sub("", text)
-    text = _MD_HTML_TAG.sub("", text)
-    return _MD_EMPHASIS.sub(r"\2", text)
+def article_from_cleaned(cleaned: CleanedText, source: str, **metadata: object) -> Article:
+    """Make an :class:`Article` of cleaned text; ``metadata`` are :class:`Article` fields (url, site, pages...)."""
+    metadata.setdefault("date", cleaned.date)
+    return article_from_paragraphs(cleaned.paragraphs, title=cleaned.title, source=source, **metadata)  # type: ignore[arg-type]
 
 
 def parse_article(data: bytes, name: str = "article.txt", source: str | None = None) -> Article:
@@ -153,45 +236,93 @@ def parse_article(data: bytes, name: str = "article.txt", source: str | None = N
 
     Args:
         data: the file's bytes.
-        name: its file name; the suffix picks the format (``.md``, ``.html``, else text).
+        name: its file name; used for the format only when the bytes do not say it
+            (``%PDF-`` is a PDF and ``<html>`` is HTML whatever the name).
         source: a label for messages; defaults to ``name``.
 
     Returns:
         The cleaned :class:`Article`.
 
     Raises:
-        ArticleError: when the bytes are binary, not UTF-8, or hold no text.
+        ArticleError: when the bytes are binary, not UTF-8, a PDF without text, or hold no text.
     """
     source = source or name
+    if is_pdf(data):
+        from index.pdf import article_from_pdf
+
+        return article_from_pdf(data, source)
     text = decode(data, source)
     fmt = detect_format(name, text)
     if fmt == "html":
-        text = html_to_text(text)
-    elif fmt == "markdown":
-        text = markdown_to_text(text)
-    cleaned = clean_text(text)
-    return article_from_paragraphs(cleaned.paragraphs, title=cleaned.title, date=cleaned.date, source=source)
+        return article_from_html(text, source)
+    if fmt == "markdown":
+        from index.markup import read_markdown
+
+        document = read_markdown(text)
+        return article_from_cleaned(clean_blocks(document.blocks, title=document.title), source)
+    return article_from_cleaned(clean_text(text), source)
+
+
+_FILE_KINDS = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _check_path(p: Path) -> None:
+    """Refuse a path that is missing, a symlink loop, a directory or a device, with one line."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ArticleError(f"{p}: symlink loop (a link that points back to itself)") from None
+        if exc.errno == errno.ENOENT and os.path.islink(p):
+            raise ArticleError(f"{p}: broken symlink (it points to {os.readlink(p)}, which does not exist)") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise ArticleError(f"{p}: no such file") from None
+        raise ArticleError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise ArticleError(f"{p}: is a directory, not an article file")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise ArticleError(f"{p}: is {kind}, not an article file (citebot reads regular files and pipes)")
+
+
+def read_capped(p: Path, limit: int) -> bytes:
+    """Return the bytes of ``p``, reading at most ``limit`` + 1 of them whatever the file claims to hold.
+
+    Raises:
+        ArticleError: when there are more than ``limit`` bytes, or the file cannot be read.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        with open(p, "rb", buffering=0) as handle:
+            while total <= limit:
+                chunk = handle.read(min(_READ_CHUNK, limit + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+    except OSError as exc:
+        raise ArticleError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    if total > limit:
+        raise ArticleError(
+            f"{p}: too large (more than {limit / 1e6:.0f} MB; citebot reads articles up to {limit / 1e6:.0f} MB)"
+        )
+    return b"".join(chunks)
 
 
 def read_article(path: str | Path) -> Article:
-    """Read and clean the article at ``path``.
+    """Read and clean the article at ``path`` (a regular file or a pipe).
 
     Raises:
-        ArticleError: when the file is missing, unreadable, too large, binary,
-            not UTF-8, or holds no text. The message is one line.
+        ArticleError: when the file is missing, a symlink loop, a directory or
+            device, unreadable, too large, binary, not UTF-8, a PDF without
+            text, or holds no text. The message is one line.
     """
     p = Path(path).expanduser()
-    if not p.exists():
-        raise ArticleError(f"{p}: no such file")
-    if p.is_dir():
-        raise ArticleError(f"{p}: is a directory, not an article file")
-    try:
-        size = p.stat().st_size
-        if size > MAX_ARTICLE_BYTES:
-            raise ArticleError(
-                f"{p}: too large ({size / 1e6:.1f} MB; citebot reads articles up to {MAX_ARTICLE_BYTES / 1e6:.0f} MB)"
-            )
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ArticleError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    _check_path(p)
+    data = read_capped(p, MAX_ARTICLE_BYTES)
     return parse_article(data, name=p.name, source=str(p))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import time
@@ -234,6 +235,13 @@ class LibraryIndex:
             self._last_term = max(self._last_term, term_id)
 
     def _load(self, record: ArticleRecord) -> ArticleData:
+        if not (
+            math.isfinite(record.background_mean)
+            and math.isfinite(record.background_std)
+            and -1.0 <= record.background_mean <= 1.0
+            and 0.0 <= record.background_std <= 1.0
+        ):
+            raise IndexCorruptError(f"background {record.background_mean}, {record.background_std} is out of range")
         stored = self.library.catalog.text(record.key)
         vectors = self.library.load_vectors(record)
         if len(vectors) != len(stored.sentences):
@@ -327,7 +335,7 @@ class LibraryIndex:
                 try:
                     loaded[key] = self._load(record)
                 except IndexCorruptError as exc:
-                    log.warning("the vectors of article %s are damaged (%s); embedding it again", record.id, exc)
+                    log.warning("the index of article %s is damaged (%s); embedding it again", record.id, exc)
                     repaired = self.library.repair(record, self.embedder)
                     if repaired is not None:
                         loaded[key] = self._load(repaired)

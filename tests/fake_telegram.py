@@ -8,7 +8,13 @@ the answers to callback and inline queries. Tests play the users
 (:meth:`FakeTelegram.send_text`, :meth:`~FakeTelegram.press`, ...), wait on
 conditions with a timeout (:meth:`FakeTelegram.wait_for`), and can make the
 next calls of a method fail (:meth:`FakeTelegram.inject`: 429 with
-``retry_after``, 500, a dropped connection, a delay).
+``retry_after``, 500, 401, any error text, a dropped connection, a delay, a
+reply lost after the request was carried out), or every call for a while
+(:meth:`FakeTelegram.outage`: the network down, a silent server, a revoked
+token, flood control). Hostile input: :meth:`FakeTelegram.send_raw` queues any
+update as it is (one python-telegram-bot cannot parse), and
+:meth:`FakeTelegram.redeliver` posts a webhook update a second time, as
+Telegram does when it is unsure the first delivery arrived.
 
 Messages are checked as Telegram checks them: HTML that Telegram would refuse
 gets "Bad Request: can't parse entities: ...", a text over 4096 characters
@@ -23,6 +29,7 @@ import itertools
 import json
 import queue
 import re
+import sys
 import threading
 import time
 import urllib.error
@@ -194,12 +201,35 @@ def check_markup(markup: Any) -> None:
 
 @dataclass
 class Fault:
-    """A failure to inject into one call: an HTTP error, a dropped connection, or a delay first."""
+    """A failure to inject into one call: an HTTP error, a dropped connection, or a delay first.
+
+    ``description`` replaces the error's usual text; ``hang`` keeps the request
+    unanswered until the outage it belongs to ends, then drops it; ``lose_reply``
+    carries the request out and then drops the connection (the bot cannot know it
+    worked); ``outage`` makes this fault last that many seconds for every method.
+    """
 
     status: int = 0
     retry_after: int | None = None
     drop: bool = False
     delay: float = 0.0
+    description: str | None = None
+    hang: bool = False
+    lose_reply: bool = False
+    outage: float = 0.0
+
+
+@dataclass
+class Outage:
+    """Every call (of ``methods``, or all when empty) fails as ``fault`` says until ``until`` (monotonic)."""
+
+    until: float
+    fault: Fault
+    methods: frozenset[str] = frozenset()
+
+    def covers(self, method: str, now: float) -> bool:
+        """Return whether a call of ``method`` at ``now`` falls in this outage."""
+        return now < self.until and (not self.methods or method.lower() in self.methods)
 
 
 @dataclass
@@ -259,13 +289,15 @@ class FakeTelegram:
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._chats: dict[int, dict[str, Any]] = {}
         self._faults: dict[str, list[Fault]] = {}
+        self._outages: list[Outage] = []
+        self._raw_updates: dict[int, dict[str, Any]] = {}
         self._callbacks: set[str] = set()
         self._inline_queries: set[str] = set()
         self._allowed_updates: list[str] | None = None
         self._poll_generation = 0
         self._closing = False
         self._deliver: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
         self._threads: list[threading.Thread] = []
@@ -328,10 +360,29 @@ class FakeTelegram:
         return {"id": chat_id, "type": "supergroup", "title": title}
 
     def send_text(
-        self, chat: dict[str, Any], user: dict[str, Any], text: str, reply_to: int | None = None
+        self,
+        chat: dict[str, Any],
+        user: dict[str, Any],
+        text: str,
+        reply_to: int | None = None,
+        entities: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """A user sends ``text`` (commands and @mentions get their entities, as Telegram adds them)."""
-        return self._user_message(chat, user, {"text": text, "entities": _entities(text)}, reply_to)
+        """A user sends ``text`` (commands and @mentions get their entities, as Telegram adds them,
+        unless ``entities`` are given as they are)."""
+        found = _entities(text) if entities is None else entities
+        return self._user_message(chat, user, {"text": text, "entities": found}, reply_to)
+
+    def send_raw(self, payload: dict[str, Any]) -> int:
+        """Queue an update whose content is ``payload`` exactly as given (say, one the bot cannot parse);
+        return its update_id."""
+        with self._cond:
+            return self._enqueue(payload)
+
+    def redeliver(self, update_id: int) -> None:
+        """Post an update the webhook already got once more, as Telegram retries a delivery."""
+        with self._cond:
+            update = self._raw_updates[update_id]
+        self._deliver.put(update)
 
     def send_sticker(self, chat: dict[str, Any], user: dict[str, Any], reply_to: int | None = None) -> dict[str, Any]:
         """A user sends a sticker."""
@@ -403,6 +454,19 @@ class FakeTelegram:
         with self._cond:
             self._faults.setdefault(method.lower(), []).extend(faults)
 
+    def outage(self, seconds: float, fault: Fault, *methods: str) -> None:
+        """From now on for ``seconds``, every call of ``methods`` (all when none) fails as ``fault`` says."""
+        with self._cond:
+            outage = Outage(time.monotonic() + seconds, fault, frozenset(m.lower() for m in methods))
+            self._outages.append(outage)
+
+    def end_outages(self) -> None:
+        """End every outage now (hanging requests are then dropped)."""
+        with self._cond:
+            for outage in self._outages:
+                outage.until = 0.0
+            self._cond.notify_all()
+
     # --- looking -----------------------------------------------------------------------------------
 
     def wait_for(self, condition: Callable[[], T], timeout: float = 30.0, what: str = "a condition") -> T:
@@ -458,17 +522,29 @@ class FakeTelegram:
             self.calls.append(call)
             faults = self._faults.get(method.lower())
             fault = faults.pop(0) if faults else None
+            if fault and fault.outage:
+                self._outages.append(Outage(call.at + fault.outage, fault))
+            outage = next((o for o in self._outages if o.covers(method, call.at)), None)
+            if fault is None and outage is not None:
+                fault = outage.fault
             self._cond.notify_all()
         if fault and fault.delay:
             time.sleep(fault.delay)
+        if fault and fault.hang:
+            with self._cond:
+                while outage is not None and outage.covers(method, time.monotonic()) and not self._closing:
+                    self._cond.wait(0.2)
+            self._finish(call, 0, "hung up", None)
+            return 0, None
         try:
             if token != self.token:
                 raise ApiError(401, "Unauthorized")
             if fault and fault.drop:
-                call.status, call.description = 0, "dropped"
+                self._finish(call, 0, "dropped", None)
                 return 0, None
             if fault and fault.status:
-                description = {429: "Too Many Requests", 500: "Internal Server Error"}.get(fault.status, "Error")
+                usual = {401: "Unauthorized", 429: "Too Many Requests", 500: "Internal Server Error"}
+                description = fault.description or usual.get(fault.status, "Error")
                 parameters = {"retry_after": fault.retry_after} if fault.retry_after is not None else None
                 if fault.retry_after is not None:
                     description += f": retry after {fault.retry_after}"
@@ -477,6 +553,9 @@ class FakeTelegram:
             if serve is None:
                 raise ApiError(404, "Not Found")
             result = serve(params)
+            if fault and fault.lose_reply:
+                self._finish(call, 0, "carried out, reply lost", result)
+                return 0, None
         except ApiError as exc:
             body: dict[str, Any] = {"ok": False, "error_code": exc.status, "description": exc.description}
             if exc.parameters:
@@ -714,13 +793,15 @@ class FakeTelegram:
         self.sent.append(record)
         return record
 
-    def _enqueue(self, payload: dict[str, Any]) -> None:
+    def _enqueue(self, payload: dict[str, Any]) -> int:
         update = {"update_id": next(self._next_update), **payload}
+        self._raw_updates[update["update_id"]] = update
         if self.webhook:
             self._deliver.put(update)
         else:
             self._updates.append(update)
         self._cond.notify_all()
+        return update["update_id"]
 
     def _deliver_updates(self) -> None:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -774,6 +855,13 @@ def _decode(name: str, value: Any) -> Any:
     if name in _BOOL_PARAMS:
         return value.lower() in ("true", "1")
     return value
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):  # the bot hung up (it stopped, or gave up waiting)
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

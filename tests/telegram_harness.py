@@ -152,3 +152,56 @@ def run_load(
         if order != sorted(order):
             problems.append(f"chat {chat_id}: replies out of order {order}")
     return LoadResult(total, last - started, slowest, problems)
+
+
+@dataclass
+class FairnessResult:
+    """What the fairness scenario measured: the others' reply latencies, with and without a flood."""
+
+    flood: int
+    idle: list[float]
+    busy: list[float]
+
+    def summary(self) -> str:
+        """One line of figures."""
+        return (
+            f"others' replies: idle bot max {max(self.idle):.2f} s (mean {sum(self.idle) / len(self.idle):.2f} s); "
+            f"while one chat floods {self.flood} questions max {max(self.busy):.2f} s "
+            f"(mean {sum(self.busy) / len(self.busy):.2f} s)"
+        )
+
+
+def ask_and_time(server: FakeTelegram, users: list[dict], question: str, timeout: float = 300) -> list[float]:
+    """Each of ``users`` asks ``question`` once in a private chat; return each reply's latency in seconds."""
+    asked = [(server.send_text(server.private_chat(u), u, question), time.monotonic()) for u in users]
+    latencies = []
+    for message, at in asked:
+        reply = server.wait_reply(message, timeout=timeout)[0]
+        latencies.append(reply.at - at)
+    return latencies
+
+
+def run_fairness(
+    server: FakeTelegram,
+    question: str,
+    flood: int = 700,
+    others: int = 5,
+    group: bool = False,
+    first_user: int = 700_000,
+    timeout: float = 300,
+) -> FairnessResult:
+    """Others ask once on an idle bot; then one chat floods ``flood`` questions and others ask once again.
+
+    The flood comes from one user in a private chat, or (``group``) from
+    ``flood`` different users asking with /ask in one group.
+    """
+    idle_users = [server.user(first_user + n, f"Idle{n}") for n in range(others)]
+    idle = ask_and_time(server, idle_users, question, timeout)
+    flooder = server.user(first_user + 100, "Flood")
+    chat = server.group_chat(-(first_user + 100)) if group else server.private_chat(flooder)
+    for number in range(flood):
+        sender = server.user(first_user + 1000 + number, f"Member{number}") if group else flooder
+        server.send_text(chat, sender, f"/ask {question}" if group else question)
+    busy_users = [server.user(first_user + 200 + n, f"Busy{n}") for n in range(others)]
+    busy = ask_and_time(server, busy_users, question, timeout)
+    return FairnessResult(flood, idle, busy)

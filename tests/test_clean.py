@@ -58,7 +58,7 @@ def test_markdown_markup_is_stripped() -> None:
     article = parse_article(md, name="report.md")
     assert article.title == "River Report"
     assert article.paragraph(0) == "The river rose by two metres on Tuesday."
-    assert article.paragraph(1) == "- Schools closed."
+    assert article.paragraph(1) == "Schools closed."  # a list item, without its Markdown marker
 
 
 def test_html_main_text_is_extracted() -> None:

@@ -35,11 +35,11 @@ def test_ask_json_one_question(run_citebot, seed) -> None:
 
 
 def test_ask_json_batch_reads_stdin_and_loads_once(run_citebot, seed) -> None:
-    questions = ["When did the truce collapse?", "", "How do I bake sourdough bread?", "Who denied the claim?"]
+    questions = ["When did the truce collapse?", "How do I bake sourdough bread?", "Who denied the claim?"]
     result = run_citebot("ask", "--json", input="\n".join(questions) + "\n")
     assert result.returncode == 0, result.stderr
     objs = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [o["question"] for o in objs] == [q for q in questions if q]
+    assert [o["question"] for o in objs] == questions
     for obj in objs:
         _check_contract(obj, seed.text)
     assert [o["found"] for o in objs] == [True, False, True]
@@ -47,12 +47,17 @@ def test_ask_json_batch_reads_stdin_and_loads_once(run_citebot, seed) -> None:
 
 
 def test_ask_batch_reports_a_bad_line_and_keeps_going(run_citebot) -> None:
-    result = run_citebot("ask", "--json", input="x" * 2000 + "\nWho denied the claim?\n")
+    result = run_citebot("ask", "--json", input="x" * 2000 + "\n\nWho denied the claim?\n")
     assert result.returncode == 2
-    assert [json.loads(line)["question"] for line in result.stdout.splitlines()] == ["Who denied the claim?"]
-    assert (
-        result.stderr.strip() == "citebot: error: line 1: the question is too long (2000 characters; the limit is 1000)"
-    )
+    objs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(objs) == 3  # one line out for every line in, the blank one too
+    assert objs[0] == {"question": "x" * 1000, "error": "the question is too long (2000 characters; the limit is 1000)"}
+    assert set(objs[1]) == {"question", "error"} and "empty" in objs[1]["error"]
+    assert objs[2]["question"] == "Who denied the claim?" and objs[2]["found"] is True
+    assert result.stderr.splitlines() == [
+        "citebot: error: line 1: the question is too long (2000 characters; the limit is 1000)",
+        "citebot: error: line 2: the question is empty; type a question about the article",
+    ]
 
 
 def test_ask_plain_prints_the_quote_and_its_place(run_citebot) -> None:

@@ -48,3 +48,14 @@ def test_bad_values_name_the_variable(name: str, value: str, message: str) -> No
 def test_allowed_users_parse() -> None:
     s = Settings.from_env({"TELEGRAM_ALLOWED_USERS": "12, 34 56"}, env_file=None)
     assert s.telegram_allowed_users == frozenset({12, 34, 56})
+
+
+def test_bad_value_from_env_file_names_the_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("CITEBOT_WINDOW=two\n")
+    with pytest.raises(CitebotError) as info:
+        Settings.from_env({}, env_file=env_file)
+    assert str(info.value) == f"CITEBOT_WINDOW='two' in {env_file} is not valid: expected a whole number from 1 to 10"
+    with pytest.raises(CitebotError) as info:  # the environment wins, and is named as the place of the bad value
+        Settings.from_env({"CITEBOT_WINDOW": "three"}, env_file=env_file)
+    assert str(info.value) == "CITEBOT_WINDOW='three' is not valid: expected a whole number from 1 to 10"

@@ -17,6 +17,7 @@ from bot.telegram_format import (
     closest_buttons,
     context_html,
     decode_button,
+    entity_text,
     example_candidates,
     greeting_html,
     inline_html,
@@ -229,3 +230,20 @@ def test_the_fake_server_refuses_what_telegram_refuses() -> None:
         with pytest.raises(ApiError, match="can't parse entities") as info:
             parse_html(bad)
         assert reason in info.value.description
+
+
+@pytest.mark.parametrize("data", ["n:0123abcd:0", "n:0123abcd:20", "n:0123abcd:21", "n:0123abcd:999999999"])
+def test_next_match_data_with_a_rank_out_of_range_is_not_a_button(data: str) -> None:
+    assert decode_button(data) is None
+
+
+def test_next_match_data_in_range_is_a_button() -> None:
+    assert decode_button("n:0123abcd:19") == Button("next", "0123abcd", rank=19)
+
+
+def test_entity_text_reads_utf16_offsets_and_refuses_a_cut_surrogate_pair() -> None:
+    text = "😀 @CiteTestBot hi"
+    assert entity_text(text, 3, 12) == "@CiteTestBot"  # the emoji is two UTF-16 units
+    assert entity_text(text, 1, 12) is None  # starts inside the emoji
+    assert entity_text(text, 0, 1) is None  # ends inside it
+    assert entity_text(text, 10, 50) is None and entity_text(text, -1, 2) is None

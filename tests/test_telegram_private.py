@@ -166,9 +166,9 @@ def test_the_token_is_never_logged_even_at_debug_level(bot: BotProcess, server: 
 def test_sigterm_stops_polling_and_still_sends_the_pending_reply(bot: BotProcess, server: FakeTelegram) -> None:
     user = server.user(ALLOWED[1], "Ann")
     chat = server.private_chat(user)
-    server.inject("sendChatAction", Fault(delay=2.0))  # the bot is busy with this question when SIGTERM comes
+    server.inject("sendMessage", Fault(delay=2.0))  # the reply is on its way when SIGTERM comes
     question = server.send_text(chat, user, "How many mornings is the harbour closed by fog?")
-    server.wait_for(lambda: [c for c in server.calls_to("sendChatAction") if c.params["chat_id"] == chat["id"]], 30)
+    server.wait_for(lambda: [c for c in server.calls_to("sendMessage") if c.params["chat_id"] == chat["id"]], 30)
     stopped_at = time.monotonic()
     assert bot.terminate() == 0, bot.stderr
     replies = server.replies_to(chat["id"], question["message_id"])

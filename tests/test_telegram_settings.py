@@ -43,3 +43,43 @@ def test_bad_webhook_values_name_the_variable(name: str, value: str, message: st
     with pytest.raises(CitebotError, match=message) as info:
         Settings.from_env({name: value}, env_file=None)
     assert str(info.value).startswith(f"{name}=")
+
+
+def test_the_allowlist_is_open_only_when_unset_and_names_users_when_set() -> None:
+    assert Settings.from_env({}, env_file=None).telegram_allowed_users == frozenset()
+    s = Settings.from_env({"TELEGRAM_ALLOWED_USERS": " 11, 22 ,33"}, env_file=None)
+    assert s.telegram_allowed_users == frozenset({11, 22, 33})
+
+
+@pytest.mark.parametrize("value", ["", " ", ",", " , ", "abc", "12,x", "-5", "0"])
+def test_an_allowlist_set_but_naming_nobody_valid_is_an_error(value: str) -> None:
+    with pytest.raises(CitebotError, match="expected one or more numeric Telegram user ids") as info:
+        Settings.from_env({"TELEGRAM_ALLOWED_USERS": value}, env_file=None)
+    assert str(info.value).startswith("TELEGRAM_ALLOWED_USERS=")
+
+
+def test_hardening_defaults_keep_production_waits_long() -> None:
+    s = Settings.from_env({}, env_file=None)
+    assert s.telegram_delivery_retry_seconds >= 60  # an answer survives an outage of at least a minute
+    assert s.telegram_shutdown_seconds == 10
+    assert (s.telegram_workers, s.telegram_chat_queue) == (32, 20)
+    assert (s.telegram_user_burst, s.telegram_user_per_minute) == (5, 20)
+    assert s.telegram_unauthorized_exit_seconds == 120
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TELEGRAM_WORKERS", "0"),
+        ("TELEGRAM_CHAT_QUEUE", "many"),
+        ("TELEGRAM_USER_BURST", "-1"),
+        ("TELEGRAM_USER_PER_MINUTE", "0"),
+        ("TELEGRAM_DELIVERY_RETRY_SECONDS", "soon"),
+        ("TELEGRAM_UNAUTHORIZED_EXIT_SECONDS", "-3"),
+        ("TELEGRAM_SHUTDOWN_SECONDS", "601"),
+    ],
+)
+def test_bad_hardening_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(CitebotError, match="from") as info:
+        Settings.from_env({name: value}, env_file=None)
+    assert str(info.value).startswith(f"{name}=")
