@@ -39,6 +39,8 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
+from index.answerability import Collection as TermWeights
+from index.answerability import signals
 from index.background import Background
 from index.config import IndexConfig
 from index.embed import Embedder
@@ -51,6 +53,7 @@ from index.features import (
     decision_features,
     features,
 )
+from index.lexical import tokenize
 from index.library import Library
 from index.ranker import Linear, Ranker
 from index.retrieve import Searcher
@@ -108,6 +111,16 @@ class Case:
     sentence_hits: np.ndarray  # per sentence: holds a gold answer
     features: Features
     backgrounds: list[Background]  # per candidate
+    question: str = ""
+    pairs: list = None  # type: ignore[assignment]  # per candidate, (ArticleData, paragraph)
+    numbers: np.ndarray = None  # type: ignore[assignment]  # per sentence, its article-wide number
+    weights: TermWeights = None  # type: ignore[assignment]
+
+    def signals(self, top: int, best: int | None) -> dict[str, float]:
+        """Return the answerability signals of candidate ``top`` with ``best`` as its marked sentence."""
+        data, paragraph = self.pairs[top]
+        sentence = data.sentence_text(int(self.numbers[best])) if best is not None else ""
+        return signals(self.question, sentence, data.paragraph_text(paragraph), self.weights, tokenize(self.question))
 
 
 def _cache_key(*parts: str) -> str:
@@ -145,6 +158,12 @@ def _cases(
                 sentence_hits=hits,
                 features=f,
                 backgrounds=[data.background for data, _ in c.pairs],
+                question=text,
+                pairs=c.pairs,
+                numbers=numbers,
+                weights=TermWeights(
+                    {t: float(w) for t, w, k in zip(c.terms, c.weights, c.known, strict=True) if k}, c.unknown_weight
+                ),
             )
         )
     return out
@@ -262,7 +281,7 @@ def predict(c: Case, paragraph: Linear, sentence: Linear) -> tuple[np.ndarray, i
 
 def _decision_row(c: Case, paragraph: Linear, sentence: Linear) -> np.ndarray:
     _, top, best = predict(c, paragraph, sentence)
-    return decision_features(c.features, top, best, c.backgrounds[top])
+    return decision_features(c.features, top, best, c.backgrounds[top], c.signals(top, best))
 
 
 def fit_decision(cases: list[Case], paragraph: Linear, sentence: Linear, c_value: float) -> Linear:
@@ -293,7 +312,9 @@ def held_out(cases: list[Case], ranker: Ranker) -> list[dict[str, float]]:
                 "rank": rank,
                 "article_hit": bool(c.article_of[top] == c.article),
                 "highlight": best is not None and bool(c.sentence_hits[best]),
-                "probability": ranker.confidence(decision_features(c.features, top, best, c.backgrounds[top])),
+                "probability": ranker.confidence(
+                    decision_features(c.features, top, best, c.backgrounds[top], c.signals(top, best))
+                ),
             }
         )
     return out

@@ -12,7 +12,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -111,7 +110,14 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     _check_scope(searcher, scope)
     out = stdout()
     if args.question is not None:
-        result = answer(searcher, args.question, k=k, min_score=settings.min_score, scope=scope)
+        result = answer(
+            searcher,
+            args.question,
+            k=k,
+            min_score=settings.min_score,
+            scope=scope,
+            uncertain_score=settings.uncertain_score,
+        )
         if args.json:
             out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         else:
@@ -121,7 +127,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     failures = 0
     for number, raw in enumerate(read_lines(sys.stdin.buffer), start=1):
-        reply = batch_reply(searcher, raw, k, settings.min_score, scope)
+        reply = batch_reply(searcher, raw, k, settings.min_score, scope, settings.uncertain_score)
         if "error" in reply:
             failures += 1
             print(f"citebot: error: line {number}: {reply['error']}", file=sys.stderr, flush=True)
@@ -153,7 +159,12 @@ def read_lines(stream: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[bytes 
 
 
 def batch_reply(
-    searcher: Searcher, raw: bytes | None, k: int, min_score: float, scope: list[int] | None = None
+    searcher: Searcher,
+    raw: bytes | None,
+    k: int,
+    min_score: float,
+    scope: list[int] | None = None,
+    uncertain_score: float = 0.1,
 ) -> dict[str, Any]:
     """Return the JSON object for one batch line: the answer, or ``{"question", "error"}`` for a bad line."""
     from index.answer import MAX_QUESTION_CHARS, answer
@@ -167,7 +178,7 @@ def batch_reply(
     if "\0" in text:
         return {"question": text.replace("\0", "")[:MAX_QUESTION_CHARS], "error": "the line holds a NUL byte"}
     try:
-        return answer(searcher, text, k=k, min_score=min_score, scope=scope).to_dict()
+        return answer(searcher, text, k=k, min_score=min_score, scope=scope, uncertain_score=uncertain_score).to_dict()
     except CitebotError as exc:
         return {"question": text[:MAX_QUESTION_CHARS], "error": str(exc)}
 
@@ -179,52 +190,108 @@ def _size(record: ArticleRecord) -> str:
     return f"{record.paragraphs} paragraph{'s' if record.paragraphs != 1 else ''}, {record.words:,} words"
 
 
+_DONE = {
+    "added": "added",
+    "replaced": "replaced the earlier version of",
+    "unchanged": "already in the library:",
+}
+
+
+def _said(status: str, record: ArticleRecord, seconds: float | None = None) -> str:
+    took = f"; {seconds:.2f} s" if seconds is not None else ""
+    return f"{_DONE.get(status, status)} [{record.id}] {record.label} ({_size(record)}{took})"
+
+
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
-    """Add article files to the library; each is read and checked before the model loads."""
+    """Add articles (files, web pages, feeds' items) to the library; each source is checked before the model loads."""
+    if not args.sources and not args.feed:
+        raise CitebotError("add needs at least one PATH, URL or --feed URL")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bot.loading import load_embedder, open_library
-    from index.ingest import read_article
+    from index.sources import Change, add_feed, add_loaded, is_url, load
 
     library = open_library(settings)
     err = _stderr()
-    articles = []
+    loaded = []
     failed = 0
-    for path in args.paths:
+    feeds = list(args.feed or [])
+    for source in args.sources:
         try:
-            article = read_article(path)
-            articles.append((path, replace(article, source=str(Path(path).expanduser().resolve()))))
+            loaded.append(load(str(source), settings.fetch))
         except CitebotError as exc:
             failed += 1
             print(f"citebot: error: {exc}", file=sys.stderr)
-    if articles:
-        with err.status("Loading the model…", spinner="dots"):
-            embedder = load_embedder(settings)
-            library.ensure_ready(embedder)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=err, transient=True) as bar:
-            task = bar.add_task("adding", total=len(articles))
-            for path, article in articles:
-                bar.update(task, description=f"adding {Path(path).name}")
-                try:
-                    result = library.add(article, embedder)
-                except CitebotError as exc:
-                    failed += 1
-                    bar.console.print(f"citebot: error: {exc}")
-                    continue
-                finally:
-                    bar.advance(task)
-                record = result.record
-                what = {
-                    "added": "added",
-                    "replaced": "replaced the earlier version of",
-                    "unchanged": "already in the library:",
-                }[result.status]
-                bar.console.print(
-                    f"{what} [{record.id}] {record.label} ({_size(record)}; {result.seconds:.2f} s)",
-                    highlight=False,
-                    markup=False,
-                )
+    for feed in feeds:
+        if not is_url(feed):
+            failed += 1
+            print(f"citebot: error: {feed}: a feed is an http:// or https:// URL", file=sys.stderr)
+    feeds = [f for f in feeds if is_url(f)]
+    if not loaded and not feeds:
+        return USAGE_ERROR if failed else 0
+    with err.status("Loading the model…", spinner="dots"):
+        embedder = load_embedder(settings)
+        library.ensure_ready(embedder)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("adding", total=len(loaded))
+        for item in loaded:
+            bar.update(task, description=f"adding {item.article.label[:40]}")
+            try:
+                result = add_loaded(library, embedder, item)
+            except CitebotError as exc:
+                failed += 1
+                bar.console.print(f"citebot: error: {exc}", highlight=False, markup=False)
+                continue
+            finally:
+                bar.advance(task)
+            bar.console.print(_said(result.status, result.record, result.seconds), highlight=False, markup=False)
+
+        def report(change: Change) -> None:
+            nonlocal failed
+            if change.record is not None and change.status in _DONE:
+                bar.console.print(_said(change.status, change.record), highlight=False, markup=False)
+            else:
+                failed += change.status == "failed"
+                bar.console.print(f"{change.status}: {change.source}: {change.reason}", highlight=False, markup=False)
+
+        for feed in feeds:
+            bar.update(task, description=f"reading the feed {feed[:60]}")
+            try:
+                add_feed(library, embedder, feed, settings.fetch, report)
+            except CitebotError as exc:
+                failed += 1
+                bar.console.print(f"citebot: error: {exc}", highlight=False, markup=False)
+    return USAGE_ERROR if failed else 0
+
+
+def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
+    """Re-check every web article and feed of the library; print what changed (quiet when nothing did)."""
+    from bot.loading import load_embedder, open_library
+    from index.sources import Change, refresh
+
+    library = open_library(settings)
+    out = stdout()
+    failed = 0
+
+    def report(change: Change) -> None:
+        nonlocal failed
+        if change.status == "unchanged" and not args.verbose:
+            return
+        failed += change.status == "failed"
+        if change.record is not None and change.status in _DONE:
+            print(_said(change.status, change.record), file=out, flush=True)
+        else:
+            print(
+                f"{change.status}: {change.source}{': ' + change.reason if change.reason else ''}", file=out, flush=True
+            )
+
+    if not library.catalog.feeds() and not any(r.source.startswith(("http://", "https://")) for r in library.records()):
+        if args.verbose:
+            print("nothing to refresh: the library has no web articles or feeds", file=out)
+        return 0
+    embedder = load_embedder(settings)
+    refresh(library, embedder, settings.fetch, report)
     return USAGE_ERROR if failed else 0
 
 
@@ -375,8 +442,15 @@ def build_parser() -> argparse.ArgumentParser:
     article_option(ask)
     ask.add_argument("-k", type=_k, metavar="N", help=f"passages to return (1-{MAX_K}; default CITEBOT_TOP_K or 3)")
     ask.add_argument("--json", action="store_true", help="print JSON: one object per question")
-    adding = add("add", cmd_add, "Add articles (text, Markdown or HTML files) to the library.")
-    adding.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="article files")
+    adding = add("add", cmd_add, "Add articles to the library: files (text, Markdown, HTML, PDF), web pages, feeds.")
+    adding.add_argument("sources", nargs="*", metavar="PATH_OR_URL", help="article files or http(s) URLs")
+    adding.add_argument(
+        "--feed", action="append", metavar="URL", help="an RSS or Atom feed: add its items (repeatable)"
+    )
+    refreshing = add(
+        "refresh", cmd_refresh, "Re-check the library's web articles and feeds; add or replace what changed."
+    )
+    refreshing.add_argument("-v", "--verbose", action="store_true", help="also list what did not change")
     listing = add("list", cmd_list, "List the articles of the library.")
     listing.add_argument("--json", action="store_true", help="print one JSON array")
     removing = add("remove", cmd_remove, "Remove articles from the library.")

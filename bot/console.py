@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bot.render import render_answer, render_more
-from index.answer import MAX_K, Answer, answer
+from index.answer import MAX_K, UNCERTAIN_SCORE, Answer, answer
 from index.errors import CitebotError
 from index.retrieve import Searcher
 
@@ -100,6 +100,7 @@ class _State:
     min_score: float
     scope: list[int] | None
     article: Path | None
+    uncertain_score: float
     last: _Last | None = None
 
 
@@ -112,6 +113,7 @@ def run_console(
     read: Callable[[str], str] = input,
     scope: list[int] | None = None,
     article: Path | None = None,
+    uncertain_score: float = UNCERTAIN_SCORE,
 ) -> int:
     """Run the prompt until ``quit`` or end of input (Ctrl-D); return the exit code (0).
 
@@ -119,7 +121,7 @@ def run_console(
     ``article`` is the file passed with ``--article``, if any (``source`` names it).
     """
     save_history = _enable_history(history) if history else (lambda: None)
-    state = _State(searcher, top_k, min_score, scope, article)
+    state = _State(searcher, top_k, min_score, scope, article, uncertain_score)
     console.print(f"citebot: answering from {describe(searcher, scope)}.", highlight=False)
     console.print("Ask a question, 'help' for commands, 'quit' to leave.", style="dim")
     try:
@@ -162,7 +164,7 @@ def _respond(state: _State, line: str, word: str | None, console: Console) -> No
         state.last = None
         console.print(f"Now asking {describe(searcher, state.scope)}.", highlight=False)
     elif word == "source":
-        where = f"the file {state.article}" if state.article else f"the library in {searcher.library.directory}"
+        where = f"from {state.article}" if state.article else f"from the library in {searcher.library.directory}"
         console.print(f"{describe(searcher, state.scope)}; {where}", highlight=False, markup=False, soft_wrap=True)
     elif word == "more":
         last = state.last
@@ -170,7 +172,14 @@ def _respond(state: _State, line: str, word: str | None, console: Console) -> No
             console.print("Ask a question first.", style="dim")
             return
         k = min(last.shown + state.top_k, MAX_K)
-        more = answer(searcher, last.answer.question, k=k, min_score=state.min_score, scope=state.scope)
+        more = answer(
+            searcher,
+            last.answer.question,
+            k=k,
+            min_score=state.min_score,
+            scope=state.scope,
+            uncertain_score=state.uncertain_score,
+        )
         fresh = more.passages[last.shown :]
         if not fresh:
             console.print("No more passages.", style="dim")
@@ -186,7 +195,14 @@ def _respond(state: _State, line: str, word: str | None, console: Console) -> No
         )
     else:
         try:
-            result = answer(searcher, line, k=state.top_k, min_score=state.min_score, scope=state.scope)
+            result = answer(
+                searcher,
+                line,
+                k=state.top_k,
+                min_score=state.min_score,
+                scope=state.scope,
+                uncertain_score=state.uncertain_score,
+            )
         except CitebotError as exc:
             console.print(str(exc), style="red")
             return

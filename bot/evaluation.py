@@ -97,6 +97,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             baselines=args.baselines,
             library=args.library,
             min_score=settings.min_score,
+            uncertain_score=settings.uncertain_score,
             on_total=lambda total: bar.update(task, total=total),
             progress=lambda done, _total: bar.update(task, completed=done),
         )

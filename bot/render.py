@@ -36,10 +36,12 @@ def quote(passage: Passage, style: str = "bold yellow", dim: bool = False) -> Pa
 
 
 def render_answer(answer: Answer, limit: int | None = None) -> RenderableType:
-    """Return the whole reply: the quoted passages, or a plain "not in the article" and the nearest text."""
+    """Return the whole reply: the quoted passages; "may not answer" and the closest one; or "does not answer"."""
     passages = answer.passages[:limit] if limit else answer.passages
     if not passages:
         return Text(answer.not_found, style="bold")
+    if answer.verdict == "uncertain":
+        return Group(Text(answer.uncertain, style="bold"), quote(passages[0], style="bold", dim=True))
     if not answer.found:
         return Group(
             Text(answer.not_found, style="bold"),

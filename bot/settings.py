@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
-from index.config import DEFAULT_MODEL, MAX_K, MIN_SCORE, IndexConfig, default_data_dir
+from index.config import DEFAULT_MODEL, MAX_K, MIN_SCORE, UNCERTAIN_SCORE, IndexConfig, default_data_dir
 from index.errors import CitebotError
 from index.fetch import MAX_FETCH_BYTES, FetchConfig
 
@@ -37,6 +37,7 @@ class Settings:
     index: IndexConfig = field(default_factory=IndexConfig)
     top_k: int = 3
     min_score: float = MIN_SCORE
+    uncertain_score: float = UNCERTAIN_SCORE
     log_level: str = "WARNING"
     telegram_token: str | None = field(default=None, repr=False)
     telegram_api_url: str = TELEGRAM_API_URL
@@ -92,6 +93,7 @@ class Settings:
             index=index,
             top_k=get("CITEBOT_TOP_K", _int_in(1, MAX_K), 3),
             min_score=get("CITEBOT_MIN_SCORE", _float_in(0.0, 1.0), MIN_SCORE),
+            uncertain_score=get("CITEBOT_UNCERTAIN_SCORE", _float_in(0.0, 1.0), UNCERTAIN_SCORE),
             log_level=get("CITEBOT_LOG_LEVEL", _choice(LOG_LEVELS), "WARNING"),
             telegram_token=get("TELEGRAM_BOT_TOKEN", str, None),
             telegram_api_url=get("TELEGRAM_API_URL", _url, TELEGRAM_API_URL),

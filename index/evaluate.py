@@ -17,19 +17,21 @@ import random
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from index.answer import MAX_K, MIN_SCORE, answer
+from index.answer import MAX_K, MIN_SCORE, UNCERTAIN_SCORE, clean_question, compose
 from index.clean import normalize
 from index.config import IndexConfig
 from index.embed import Embedder
 from index.errors import CitebotError
 from index.ingest import Article, parse_article
 from index.library import ArticleData, Library
-from index.retrieve import Candidates, Searcher
+from index.ranker import Linear
+from index.retrieve import Candidates, Ranking, Searcher
 
 #: Questions of other articles asked against each article (fewer with ``limit``).
 OFFTOPIC_PER_ARTICLE = 50
@@ -77,6 +79,9 @@ class Outcome:
         in_quote: the first passage contains a gold answer string.
         in_highlight: the first passage's marked sentence contains one.
         ms: milliseconds the answer took (``0`` for baselines, which are not timed).
+        verdict: the answer's ``verdict`` (``None`` for baselines).
+        found_before: what the decision shipped before the answerability signals said
+            (:func:`decision_before`; ``None`` for baselines).
     """
 
     kind: str
@@ -86,6 +91,8 @@ class Outcome:
     in_quote: bool
     in_highlight: bool
     ms: float = 0.0
+    verdict: str | None = None
+    found_before: bool | None = None
 
 
 @dataclass
@@ -161,11 +168,16 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     offtopic = [o for o in outcomes if o.kind == OFFTOPIC]
     unanswerable = [o for o in outcomes if o.kind == UNANSWERABLE]
     timed = [o.ms for o in outcomes if o.ms > 0]
+    decided = [o for o in outcomes if o.verdict is not None]
     out: dict[str, Any] = {
         "questions": len(answerable),
         "paragraph_r1": _share(hit_at(o.ranked, o.gold, 1) for o in answerable),
         "paragraph_r3": _share(hit_at(o.ranked, o.gold, 3) for o in answerable),
-        "article_r1": _share(bool(o.ranked) and o.ranked[0][0] == next(iter(o.gold), (None,))[0] for o in answerable),
+        "article_r1": _share(
+            o.ranked[0][0] == o.gold[0][0]
+            for o in answerable
+            if o.ranked and o.gold and isinstance(o.ranked[0], tuple)
+        ),
         "mrr": round(float(np.mean([reciprocal_rank(o.ranked, o.gold) for o in answerable])), 4)
         if answerable
         else None,
@@ -178,6 +190,18 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     if unanswerable:
         out["unanswerable_questions"] = len(unanswerable)
         out["unanswerable_rejected"] = _share(not o.found for o in unanswerable)
+    if decided:
+        for kind, group in ((ANSWERABLE, answerable), (OFFTOPIC, offtopic), (UNANSWERABLE, unanswerable)):
+            if group:
+                out[f"{kind}_uncertain"] = _share(o.verdict == "uncertain" for o in group)
+        before = [o for o in outcomes if o.found_before is not None]
+        if before:
+            out["answerable_found_before"] = _share(o.found_before for o in before if o.kind == ANSWERABLE)
+            out["offtopic_rejected_before"] = _share(not o.found_before for o in before if o.kind == OFFTOPIC)
+            if unanswerable:
+                out["unanswerable_rejected_before"] = _share(
+                    not o.found_before for o in before if o.kind == UNANSWERABLE
+                )
     if timed:
         out["latency_ms_p50"] = round(percentile(timed, 50), 2)
         out["latency_ms_p95"] = round(percentile(timed, 95), 2)
@@ -369,6 +393,7 @@ def evaluate(
     limit: int | None = None,
     baselines: bool = False,
     min_score: float = MIN_SCORE,
+    uncertain_score: float = UNCERTAIN_SCORE,
     offtopic: int = OFFTOPIC_PER_ARTICLE,
     progress: Callable[[int, int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
@@ -382,7 +407,8 @@ def evaluate(
         embedder: the model; the default one is loaded when omitted.
         limit: ask at most this many questions per article (and as many off-topic ones at most).
         baselines: also measure BM25 alone, the dense cosine alone and their fusion.
-        min_score: the ``found`` cut-off handed to :func:`answer`.
+        min_score: the ``found`` cut-off handed to :func:`index.answer.answer`.
+        uncertain_score: the "uncertain" / "unanswered" cut-off, likewise.
         offtopic: questions of other articles asked against each article (per held-out article in
             library mode).
         progress: called with ``(questions_done, questions_total)`` as it goes.
@@ -427,6 +453,7 @@ def evaluate(
     if on_total:
         on_total(total)
     done = 0
+    before = decision_before()
     for members, asked in plans:
         lib = Library(None, config)
         searcher = Searcher(lib, embedder)
@@ -447,7 +474,9 @@ def evaluate(
                 gold = tuple((ids[number], i + 1) for i in mappings[number][q.paragraph])
             golds = q.answers if q is not None else ()
             t0 = time.perf_counter()
-            result = answer(searcher, text, k=k, min_score=min_score)
+            question = clean_question(text)  # what index.answer.answer does, kept apart to read the ranking
+            ranking = searcher.rank(question)
+            result = compose(question, ranking, k, min_score, uncertain_score)
             ms = 1000 * (time.perf_counter() - t0)
             first = result.passages[0]
             report.outcomes["citebot"].append(
@@ -459,6 +488,8 @@ def evaluate(
                     in_quote=contains_answer(first.text, golds),
                     in_highlight=contains_answer(first.sentence, golds),
                     ms=ms,
+                    verdict=result.verdict,
+                    found_before=_probability(before, ranking) >= BEFORE_MIN_SCORE,
                 )
             )
             if kind == ANSWERABLE and len(methods) > 1:
@@ -473,6 +504,29 @@ def evaluate(
     return report
 
 
+#: The cut-off the decision before the answerability signals was used with.
+BEFORE_MIN_SCORE = 0.5
+
+
+def decision_before() -> Linear:
+    """Return the found/not-found model shipped before the answerability signals (``index/data/decision_before.json``).
+
+    ``citebot eval`` reports its decisions beside the current ones; it reads
+    only features the current decision still computes, by name.
+    """
+    text = (resources.files("index") / "data" / "decision_before.json").read_text(encoding="utf-8")
+    data = json.loads(text)["decision"]
+    return Linear.from_dict(data, tuple(data["features"]))
+
+
+def _probability(model: Linear, ranking: Ranking) -> float:
+    """Return ``model``'s probability from the ranking's named decision features (0 when there are none)."""
+    if not ranking.decision:
+        return 0.0
+    x = np.array([ranking.decision[name] for name in model.names], dtype=np.float64)
+    return float(1.0 / (1.0 + np.exp(-float(model(x)))))
+
+
 LABELS = {
     "paragraph_r1": "paragraph R@1",
     "paragraph_r3": "paragraph R@3",
@@ -483,6 +537,12 @@ LABELS = {
     "answerable_found": "answerable found",
     "offtopic_rejected": "off-topic rejected",
     "unanswerable_rejected": "unanswerable rejected",
+    "answerable_uncertain": "answerable uncertain",
+    "offtopic_uncertain": "off-topic uncertain",
+    "unanswerable_uncertain": "unanswerable uncertain",
+    "answerable_found_before": "answerable found, decision before",
+    "offtopic_rejected_before": "off-topic rejected, decision before",
+    "unanswerable_rejected_before": "unanswerable rejected, decision before",
     "latency_ms_p50": "latency p50 (ms)",
     "latency_ms_p95": "latency p95 (ms)",
 }

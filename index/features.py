@@ -11,10 +11,12 @@ fitted weights in ``index/data/ranker.json`` are checked against these names whe
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from index.answerability import FEATURES as ANSWERABILITY_FEATURES
 from index.background import Background
 
 #: Questions that ask for a number, a date or an amount: their answer sentence usually holds a digit.
@@ -58,6 +60,7 @@ DECISION_FEATURES = (
     "top_idf_coverage",  # share found in the first paragraph
     "top_sentence_idf_coverage",  # share found in the marked sentence
     "no_terms",  # the question has no content word at all
+    *ANSWERABILITY_FEATURES,  # can the marked sentence answer it (index.answerability.signals), by name
 )
 
 
@@ -251,11 +254,18 @@ def features(ev: Evidence, question: str) -> Features:
     )
 
 
-def decision_features(f: Features, top_paragraph: int, top_sentence: int | None, background: Background) -> np.ndarray:
+def decision_features(
+    f: Features,
+    top_paragraph: int,
+    top_sentence: int | None,
+    background: Background,
+    signals: Mapping[str, float],
+) -> np.ndarray:
     """Return the question-level features of the "does the collection answer it" decision.
 
     The cosines are measured against the top paragraph's article's ``background`` (how close unrelated
-    questions come to it), so one cut-off suits narrow and broad articles.
+    questions come to it), so one cut-off suits narrow and broad articles; ``signals`` are
+    :func:`index.answerability.signals` of the marked sentence, taken by name.
     """
     return np.array(
         [
@@ -266,6 +276,7 @@ def decision_features(f: Features, top_paragraph: int, top_sentence: int | None,
             f.paragraph_idf_coverage[top_paragraph],
             f.sentence_idf_coverage[top_sentence] if top_sentence is not None else 0.0,
             0.0 if f.has_terms else 1.0,
+            *(float(signals[name]) for name in ANSWERABILITY_FEATURES),
         ],
         dtype=np.float64,
     )

@@ -4,7 +4,8 @@ A library is a directory (``CITEBOT_DATA_DIR``) holding
 
 * ``library.sqlite3``: the catalog (:mod:`index.catalog`): articles, their text and words;
 * ``vectors/KEY.npy``: each stored article version's sentence vectors (:mod:`index.vectors`);
-* ``library.lock``: the writers' lock (filelock): adding, removing and re-embedding serialise on it;
+* ``.library.sqlite3.lock``: the writers' lock (filelock, :mod:`index.locking`): adding, removing and
+  re-embedding serialise on it;
 * ``library.changed``: rewritten after every change, so a long-running reader notices a change with one
   ``stat`` per question and loads only what changed (:meth:`LibraryIndex.refresh`).
 
@@ -22,6 +23,7 @@ import logging
 import math
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -34,9 +36,10 @@ from index.background import Background, background_vectors, measure, questions_
 from index.catalog import ArticleRecord, Catalog, NewArticle, StoredText
 from index.chunk import split_sentences
 from index.config import IndexConfig, default_article
-from index.errors import IndexCorruptError, LibraryError
+from index.errors import DataDirError, IndexCorruptError, LibraryError
 from index.ingest import Article, read_article
 from index.lexical import Postings, tokenize
+from index.locking import hold
 from index.vectors import MAX_SENTENCES, VectorIndex, load_vectors, save_vectors
 
 if TYPE_CHECKING:  # the model (and torch) load only when something is embedded
@@ -46,7 +49,6 @@ log = logging.getLogger(__name__)
 
 CATALOG = "library.sqlite3"
 VECTORS = "vectors"
-LOCK = "library.lock"
 CHANGED = "library.changed"
 #: How long a writer waits for another writer before giving up.
 LOCK_TIMEOUT = 600.0
@@ -55,24 +57,34 @@ BUNDLED = "bundled:idlib-article.txt"
 _DIGIT = re.compile(r"\d")
 
 
-def check_data_dir(path: Path) -> Path:
-    """Return ``path`` made ready as a data directory, or raise a one-line :class:`LibraryError`."""
-    path = Path(path).expanduser()
+def check_data_dir(data_dir: Path) -> Path:
+    """Create ``data_dir`` if needed and prove it is a writable directory; return it.
+
+    Called before the model loads, so an unusable directory costs a second, not a model load.
+    Permission is proved by creating and deleting a file, not by ``os.access`` alone: that
+    also catches read-only file systems, and gives the right answer for root (who passes
+    every permission check on an ordinary read-only directory, and really can write there).
+
+    Raises:
+        DataDirError: when it is a file, lies under a file, or cannot be created or written.
+    """
+    data_dir = Path(data_dir).expanduser()
+    where, fix = f"data directory {data_dir}", "set CITEBOT_DATA_DIR to a writable directory"
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataDirError(f"{where} is a file, not a directory; {fix}")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise LibraryError(f"CITEBOT_DATA_DIR={path} is a file, not a directory") from None
-    except NotADirectoryError:
-        raise LibraryError(f"CITEBOT_DATA_DIR={path} cannot be created: part of the path is a file") from None
-    except PermissionError:
-        raise LibraryError(f"CITEBOT_DATA_DIR={path} cannot be created: permission denied") from None
+        data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LibraryError(f"CITEBOT_DATA_DIR={path} cannot be created: {exc.strerror or exc}") from None
-    if not path.is_dir():
-        raise LibraryError(f"CITEBOT_DATA_DIR={path} is not a directory")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise LibraryError(f"CITEBOT_DATA_DIR={path} is not writable")
-    return path
+        raise DataDirError(f"{where} cannot be created ({exc.strerror or type(exc).__name__}); {fix}") from None
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise DataDirError(f"{where} is not writable (permission denied); {fix}")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test.", dir=data_dir)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataDirError(f"{where} is not writable ({exc.strerror or type(exc).__name__}); {fix}") from None
+    return data_dir
 
 
 # --- one article, ready to search -------------------------------------------------------------------
@@ -534,22 +546,13 @@ class Library:
         if self.directory is None:
             yield
             return
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(self.directory / LOCK), timeout=LOCK_TIMEOUT)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise LibraryError(
-                f"another citebot has been changing the library in {self.directory} for over {LOCK_TIMEOUT:.0f} s"
-            ) from None
-        try:
-            self._collect_garbage()
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                self._mark_changed()
-            lock.release()
+        with hold(self.directory / CATALOG, "changing the library", timeout=LOCK_TIMEOUT):
+            try:
+                self._collect_garbage()
+                yield
+            finally:
+                with contextlib.suppress(OSError):
+                    self._mark_changed()
 
     def _collect_garbage(self) -> None:
         """Delete vector files and temporary files that no catalog row names (left by a crash)."""
@@ -728,7 +731,7 @@ class Library:
                 url=prepared.meta.get("url") or getattr(a, "url", None),
                 site=prepared.meta.get("site") or getattr(a, "site", None),
                 author=prepared.meta.get("author") or getattr(a, "author", None),
-                fetched_at=prepared.meta.get("fetched_at"),
+                fetched_at=prepared.meta.get("fetched_at") or getattr(a, "fetched_at", None),
                 etag=prepared.meta.get("etag"),
                 last_modified=prepared.meta.get("last_modified"),
                 feed=prepared.meta.get("feed"),

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.features import Evidence, Features, decision_features, features
+from index.answerability import Collection as TermWeights
+from index.answerability import signals
+from index.features import DECISION_FEATURES, Evidence, Features, decision_features, features
 from index.lexical import bm25_idf, bm25_tf, term_counts, tokenize
 from index.library import ArticleData, Library, LibraryIndex
 from index.ranker import Ranker, default_ranker
@@ -66,6 +68,7 @@ class Ranking:
         features: the features the ranking was made from.
         evidence: the raw evidence behind them.
         articles: how many articles were searched.
+        decision: the features ``confidence`` was computed from, by name (``index.features.DECISION_FEATURES``).
     """
 
     paragraphs: tuple[ScoredParagraph, ...]
@@ -73,6 +76,7 @@ class Ranking:
     features: Features | None
     evidence: Evidence | None
     articles: int
+    decision: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ class Candidates:
     sentence_average: float
     paragraph_average: float
     articles: int
+    terms: tuple[str, ...] = ()
+    unknown_weight: float = 0.0
 
 
 class Searcher:
@@ -153,6 +159,8 @@ class Searcher:
             sentence_average=stats.sentence_length,
             paragraph_average=stats.paragraph_length,
             articles=len(chosen),
+            terms=tuple(unique),
+            unknown_weight=float(bm25_idf(np.zeros(1), stats.paragraphs)[0]),
         )
 
     def _first_stage(
@@ -299,8 +307,20 @@ class Searcher:
             )
         top = int(order[0])
         best = int(s_order[bounds[top]]) if bounds[top + 1] > bounds[top] else None
-        x = decision_features(f, top, best, c.pairs[top][0].background)
-        return Ranking(tuple(scored), self.ranker.confidence(x), f, ev, c.articles)
+        data, paragraph = c.pairs[top]
+        weights = TermWeights(
+            {t: float(w) for t, w, k in zip(c.terms, c.weights, c.known, strict=True) if k}, c.unknown_weight
+        )
+        found = signals(
+            question,
+            data.sentence_text(int(numbers[best])) if best is not None else "",
+            data.paragraph_text(paragraph),
+            weights,
+            tokenize(question),
+        )
+        x = decision_features(f, top, best, data.background, found)
+        decision = dict(zip(DECISION_FEATURES, (float(v) for v in x), strict=True))
+        return Ranking(tuple(scored), self.ranker.confidence(x), f, ev, c.articles, decision)
 
 
 def _groups(pairs: list[tuple[ArticleData, int]]) -> list[tuple[ArticleData, np.ndarray]]:

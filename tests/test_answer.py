@@ -17,7 +17,8 @@ QUESTIONS = json.loads((Path(__file__).resolve().parent.parent / "benchmarks" / 
 @pytest.mark.parametrize("case", QUESTIONS["answerable"], ids=lambda c: c["question"])
 def test_answerable_question_quotes_the_answering_paragraph(seed_searcher: Searcher, case: dict) -> None:
     result = answer(seed_searcher, case["question"])
-    assert result.found, f"confidence {result.confidence:.3f}"
+    # At most one in twenty may come back "uncertain" (tests/test_answerability.py counts them); none "unanswered".
+    assert result.verdict != "unanswered", f"confidence {result.confidence:.3f}"
     assert result.passages[0].paragraph == case["paragraph"]
 
 

@@ -9,10 +9,12 @@ from index.ingest import read_article
 
 
 def _check_contract(obj: dict, article_text: str) -> None:
-    assert set(obj) == {"question", "found", "passages"}
+    assert set(obj) == {"question", "found", "verdict", "passages"}
     assert isinstance(obj["question"], str) and isinstance(obj["found"], bool)
+    assert obj["verdict"] in ("answered", "uncertain", "unanswered") and obj["found"] == (obj["verdict"] == "answered")
     for p in obj["passages"]:
-        assert set(p) == {"text", "paragraph", "paragraphs", "score", "highlight"}
+        assert set(p) == {"text", "paragraph", "paragraphs", "score", "highlight", "article"}
+        assert set(p["article"]) == {"id", "title", "source", "date", "url"} and isinstance(p["article"]["id"], int)
         assert isinstance(p["text"], str) and p["text"] in article_text
         assert isinstance(p["paragraph"], int) and 1 <= p["paragraph"] <= p["paragraphs"]
         assert isinstance(p["score"], float)
@@ -74,12 +76,13 @@ def test_ask_offtopic_says_so_plainly(run_citebot) -> None:
     assert "nearest I found" in result.stdout
 
 
-def test_index_command_builds_then_reuses(run_citebot) -> None:
+def test_index_command_shows_the_new_library_with_the_bundled_article(run_citebot) -> None:
     first = run_citebot("index")
     assert first.returncode == 0, first.stderr
-    assert "paragraphs  20" in first.stdout and "built (new)" in first.stdout
-    second = run_citebot("index")
-    assert "reused" in second.stdout
+    assert "articles    1" in first.stdout and "paragraphs  20" in first.stdout
+    assert "in a faiss exact index" in first.stdout
+    listed = run_citebot("list")
+    assert listed.returncode == 0 and "Turkey launches" in listed.stdout
 
 
 def test_other_article_by_path(run_citebot, tmp_path: Path) -> None:

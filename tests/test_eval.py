@@ -86,6 +86,39 @@ def test_summarize_baselines_have_no_decision() -> None:
     assert "latency_ms_p50" not in s and "unanswerable_rejected" not in s
 
 
+def test_summarize_reports_the_verdicts_and_the_decision_before_side_by_side() -> None:
+    def outcome(kind: str, verdict: str, before: bool) -> Outcome:
+        return Outcome(
+            kind,
+            (1,),
+            (1,) if kind == ANSWERABLE else (),
+            verdict == "answered",
+            True,
+            True,
+            1.0,
+            verdict=verdict,
+            found_before=before,
+        )
+
+    s = summarize(
+        [
+            outcome(ANSWERABLE, "answered", True),
+            outcome(ANSWERABLE, "uncertain", True),
+            outcome(OFFTOPIC, "unanswered", False),
+            outcome(UNANSWERABLE, "uncertain", True),
+            outcome(UNANSWERABLE, "unanswered", True),
+            outcome(UNANSWERABLE, "answered", False),
+        ]
+    )
+    assert s["answerable_found"] == 0.5 and s["answerable_found_before"] == 1.0
+    assert s["answerable_uncertain"] == 0.5
+    assert s["unanswerable_rejected"] == pytest.approx(0.6667) and s["unanswerable_rejected_before"] == pytest.approx(
+        0.3333
+    )
+    assert s["unanswerable_uncertain"] == pytest.approx(0.3333)
+    assert s["offtopic_rejected"] == 1.0 and s["offtopic_rejected_before"] == 1.0 and s["offtopic_uncertain"] == 0.0
+
+
 def test_load_squad_reads_both_versions() -> None:
     articles = load_squad(TINY)
     assert [a.title for a in articles] == ["Harbor_Lighthouse", "Mount_Kessler"]
@@ -133,8 +166,18 @@ def test_evaluate_on_the_tiny_file(embedder) -> None:
     assert ours["answer_in_quote"] == 1.0 and ours["answer_in_highlight"] >= 0.9
     assert ours["answerable_found"] == 1.0 and ours["offtopic_rejected"] == 1.0
     assert ours["latency_ms_p50"] > 0
-    assert set(summary["methods"]) == {"citebot", "bm25", "dense"}
+    # The decision shipped before is reported beside the current one, and the "uncertain" share of each kind.
+    assert ours["answerable_found_before"] == 1.0 and ours["offtopic_rejected_before"] == 1.0
+    assert "unanswerable_rejected_before" in ours and "unanswerable_uncertain" in ours
+    assert set(summary["methods"]) == {"citebot", "bm25", "dense", "rrf"}
     assert summary["methods"]["bm25"]["answerable_found"] is None
+
+
+def test_evaluate_a_library_of_the_articles_asks_every_question_of_all_of_them(embedder) -> None:
+    summary = evaluate(TINY, embedder=embedder, library=True).summary()
+    ours = summary["methods"]["citebot"]
+    assert ours["questions"] == 10 and ours["paragraph_r1"] == 1.0
+    assert ours["article_r1"] == 1.0  # the first quote names the right article of the two
 
 
 def test_eval_command_json(run_citebot) -> None:
@@ -149,7 +192,17 @@ def test_eval_command_json(run_citebot) -> None:
 def test_eval_command_table_with_baselines(run_citebot) -> None:
     result = run_citebot("eval", "--squad", str(TINY), "--baselines")
     assert result.returncode == 0, result.stderr
-    for label in ("paragraph R@1", "answer in highlight", "off-topic rejected", "latency p50", "bm25", "dense"):
+    for label in (
+        "paragraph R@1",
+        "answer in highlight",
+        "off-topic rejected",
+        "unanswerable rejected",
+        "unanswerable rejected, decision before",
+        "unanswerable uncertain",
+        "latency p50",
+        "bm25",
+        "dense",
+    ):
         assert label in result.stdout
 
 

@@ -1,0 +1,197 @@
+"""Sources: turning what a user names (a file, a web page, a feed) into library articles, and keeping them fresh.
+
+:func:`load` reads a path or fetches a URL (safely: :mod:`index.fetch`) into an article and what the
+catalog keeps about where it came from. :func:`add_feed` adds every item of an RSS or Atom feed
+(:mod:`index.feeds`) and remembers the feed. :func:`refresh` re-checks every web article and feed of the
+library: conditional requests first (ETag, Last-Modified), then the content's fingerprint, and adds,
+replaces or leaves each, reporting what it did. Front ends (``citebot add``, ``citebot refresh``, the
+Telegram bot) call these; nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from index.catalog import ArticleRecord, now
+from index.errors import CitebotError
+from index.feeds import read_feed
+from index.fetch import FetchConfig, NotModified, article_from_fetched, fetch, robots_allowed
+from index.ingest import Article, read_article
+
+if TYPE_CHECKING:
+    from index.embed import Embedder
+    from index.library import AddResult, Library
+
+
+def is_url(text: str) -> bool:
+    """Return whether ``text`` names a web page (``http://`` or ``https://``) rather than a file."""
+    return text.strip().lower().startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """An article read from a source, with what the catalog keeps about where it came from.
+
+    Attributes:
+        article: the cleaned article (its ``source`` is the path or the URL asked for).
+        kind: ``"text"``, ``"markdown"``, ``"html"`` or ``"pdf"``.
+        meta: catalog columns: ``fetched_at``, ``etag``, ``last_modified`` for a web page.
+    """
+
+    article: Article
+    kind: str
+    meta: dict[str, str | None] = field(default_factory=dict)
+
+
+def _kind(article: Article, name: str, content_type: str | None = None) -> str:
+    if article.pages is not None:
+        return "pdf"
+    media = content_type or ""
+    suffix = Path(name.split("?")[0]).suffix.lower()
+    if "html" in media or suffix in (".html", ".htm", ".xhtml"):
+        return "html"
+    if suffix in (".md", ".markdown"):
+        return "markdown"
+    return "text"
+
+
+def load(source: str, config: FetchConfig | None = None) -> Loaded:
+    """Return the article at ``source``: a file path, or an http(s) URL fetched under ``config``'s rules.
+
+    Raises:
+        CitebotError: one line naming the source and the reason (:class:`~index.errors.ArticleError`,
+            :class:`~index.errors.FetchError`).
+    """
+    if not is_url(source):
+        path = Path(source).expanduser()
+        article = read_article(path)
+        absolute = str(path.resolve()) if path.exists() else str(path)
+        return Loaded(replace(article, source=absolute), _kind(article, path.name))
+    got = fetch(source, config)
+    assert not isinstance(got, NotModified)  # no condition was sent
+    article = replace(article_from_fetched(got), source=source)
+    meta = {"fetched_at": got.fetched_at, "etag": got.etag, "last_modified": got.last_modified}
+    return Loaded(article, _kind(article, got.final_url, got.content_type), meta)
+
+
+def add_loaded(library: Library, embedder: Embedder, loaded: Loaded, feed: str | None = None) -> AddResult:
+    """Add a loaded article to ``library`` (no-op when it has the content; a replacement for the same source)."""
+    return library.add(loaded.article, embedder, kind=loaded.kind, feed=feed, **loaded.meta)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What :func:`add_feed` or :func:`refresh` did with one source.
+
+    Attributes:
+        source: the URL (of an article or a feed).
+        status: ``"added"``, ``"replaced"``, ``"unchanged"``, ``"skipped"`` (robots.txt) or ``"failed"``.
+        record: the article concerned, when there is one.
+        reason: why it failed or was skipped.
+    """
+
+    source: str
+    status: str
+    record: ArticleRecord | None = None
+    reason: str = ""
+
+
+def add_feed(
+    library: Library,
+    embedder: Embedder,
+    url: str,
+    config: FetchConfig | None = None,
+    report: Callable[[Change], None] = lambda change: None,
+) -> list[Change]:
+    """Add every item of the feed at ``url`` and remember the feed for :func:`refresh`; return what happened.
+
+    Items already in the library are left as they are; robots.txt is honoured for every item.
+
+    Raises:
+        CitebotError: when the feed itself cannot be read (one line naming it).
+    """
+    feed = read_feed(url, config)
+    assert not isinstance(feed, NotModified)
+    library.catalog.save_feed(url, feed.title, feed.etag, feed.last_modified, now())
+    return _add_items(library, embedder, url, [item.url for item in feed.items], config, report)
+
+
+def _add_items(
+    library: Library,
+    embedder: Embedder,
+    feed: str,
+    urls: list[str],
+    config: FetchConfig | None,
+    report: Callable[[Change], None],
+) -> list[Change]:
+    changes = []
+    robots: dict[str, object] = {}
+    for item in urls:
+        if library.catalog.by_source(item) is not None:
+            continue
+        try:
+            if not robots_allowed(item, config, cache=robots):
+                change = Change(item, "skipped", reason="robots.txt disallows it")
+            else:
+                result = add_loaded(library, embedder, load(item, config), feed=feed)
+                change = Change(item, result.status, result.record)
+        except CitebotError as exc:
+            change = Change(item, "failed", reason=str(exc))
+        report(change)
+        changes.append(change)
+    return changes
+
+
+def refresh(
+    library: Library,
+    embedder: Embedder,
+    config: FetchConfig | None = None,
+    report: Callable[[Change], None] = lambda change: None,
+) -> list[Change]:
+    """Re-check every feed and every web article of ``library``; add, replace or leave each; return the changes.
+
+    A feed's new items are added; an article whose server says "not modified", or whose content has the
+    same fingerprint, is left; a changed one is replaced (same id). Safe to run from cron beside the bot:
+    writes take the library's lock, and readers pick the changes up by themselves.
+    """
+    changes: list[Change] = []
+    for feed_url, etag, last_modified in library.catalog.feeds():
+        try:
+            feed = read_feed(feed_url, config, etag=etag, last_modified=last_modified)
+        except CitebotError as exc:
+            change = Change(feed_url, "failed", reason=str(exc))
+            report(change)
+            changes.append(change)
+            continue
+        if isinstance(feed, NotModified):
+            continue
+        library.catalog.save_feed(feed_url, feed.title, feed.etag, feed.last_modified, now())
+        changes += _add_items(library, embedder, feed_url, [item.url for item in feed.items], config, report)
+    for record in library.records():
+        if not is_url(record.source) or any(c.record is not None and c.record.id == record.id for c in changes):
+            continue
+        change = _refresh_article(library, embedder, record, config)
+        report(change)
+        changes.append(change)
+    return changes
+
+
+def _refresh_article(library: Library, embedder: Embedder, record: ArticleRecord, config: FetchConfig | None) -> Change:
+    try:
+        got = fetch(record.source, config, etag=record.etag, last_modified=record.last_modified)
+        if isinstance(got, NotModified):
+            library.catalog.touch(record.id, fetched_at=now())
+            return Change(record.source, "unchanged", record)
+        article = replace(article_from_fetched(got), source=record.source)
+        meta = {"fetched_at": got.fetched_at, "etag": got.etag, "last_modified": got.last_modified}
+        if article.fingerprint == record.fingerprint:
+            library.catalog.touch(record.id, **meta)
+            return Change(record.source, "unchanged", record)
+        loaded = Loaded(article, _kind(article, got.final_url, got.content_type), meta)
+        result = add_loaded(library, embedder, loaded, feed=record.feed)
+        return Change(record.source, result.status, result.record)
+    except CitebotError as exc:
+        return Change(record.source, "failed", record, str(exc))
