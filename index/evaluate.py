@@ -174,9 +174,7 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "paragraph_r1": _share(hit_at(o.ranked, o.gold, 1) for o in answerable),
         "paragraph_r3": _share(hit_at(o.ranked, o.gold, 3) for o in answerable),
         "article_r1": _share(
-            o.ranked[0][0] == o.gold[0][0]
-            for o in answerable
-            if o.ranked and o.gold and isinstance(o.ranked[0], tuple)
+            o.ranked[0][0] == o.gold[0][0] for o in answerable if o.ranked and o.gold and isinstance(o.ranked[0], tuple)
         ),
         "mrr": round(float(np.mean([reciprocal_rank(o.ranked, o.gold) for o in answerable])), 4)
         if answerable

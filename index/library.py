@@ -157,6 +157,11 @@ class ArticleData:
         return Article(self.text, self.paragraphs, r.title, r.date, r.source, r.fingerprint)
 
 
+def _identity(record: ArticleRecord) -> tuple[str, float, float]:
+    """What must match for an article's loaded vectors and background to be current."""
+    return (record.vectors_sha256, record.background_mean, record.background_std)
+
+
 def make_chunks_from_paragraphs(sentence_paragraph: np.ndarray, window: int) -> list[tuple[int, int]]:
     """Return ``(first, last)`` sentence ranges of windows of ``window`` sentences inside each paragraph.
 
@@ -331,14 +336,19 @@ class LibraryIndex:
         generation = self.library.catalog.generation
         if generation == self.generation and not force:
             return False
-        wanted = self.library.catalog.keys()
-        gone = [key for key in self.articles if key not in wanted]
-        new = [key for key in wanted if key not in self.articles]
+        records = {r.key: r for r in self.library.catalog.records()}
+        # An article embedded again (a repair, another model) or measured again keeps its key: reload it too.
+        stale = [
+            key
+            for key, data in self.articles.items()
+            if key in records and _identity(records[key]) != _identity(data.record)
+        ]
+        gone = [key for key in self.articles if key not in records or key in stale]
+        new = [key for key in records if key not in self.articles or key in stale]
         for key in gone:
             self._drop(key)
         if new:
             self._load_vocabulary()
-            records = {r.key: r for r in self.library.catalog.records(wanted[k] for k in new)}
             loaded = {}
             for key in sorted(new):
                 record = records.get(key)
