@@ -293,9 +293,21 @@ def fit_decision(cases: list[Case], paragraph: Linear, sentence: Linear, c_value
     return Linear(DECISION_FEATURES, mean, scale, model.coef_[0], float(model.intercept_[0]))
 
 
-def fit_all(cases: list[Case], l2: float, c_value: float) -> Ranker:
+def shipped_decision() -> Linear:
+    """Return the found/not-found model in ``index/data/ranker.json`` (read alone: the rest may be refitted)."""
+    data = json.loads(OUTPUT.read_text())
+    return Linear.from_dict(data["decision"], DECISION_FEATURES)
+
+
+def _shipped_about() -> str:
+    return str(json.loads(OUTPUT.read_text()).get("about", ""))
+
+
+def fit_all(cases: list[Case], l2: float, c_value: float, keep_decision: bool = False) -> Ranker:
     paragraph = fit_softmax(*paragraph_groups(cases), l2, PARAGRAPH_FEATURES)
     sentence = fit_softmax(*sentence_groups(cases), l2, SENTENCE_FEATURES)
+    if keep_decision:
+        return Ranker(paragraph, sentence, shipped_decision())
     return Ranker(paragraph, sentence, fit_decision(cases, paragraph, sentence, c_value))
 
 
@@ -343,12 +355,27 @@ def main() -> int:
     parser.add_argument("--l2", type=float, default=0.01)
     parser.add_argument("--C", type=float, default=1.0, dest="c_value")
     parser.add_argument("--offtopic", type=int, default=100, help="questions of other articles per article")
-    parser.add_argument("--threshold", type=float, default=0.5, help="the found cut-off (index.answer.MIN_SCORE)")
+    parser.add_argument("--threshold", type=float, default=0.3, help="the found cut-off (index.answer.MIN_SCORE)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "citebot-tune")
     parser.add_argument("--write", action="store_true", help=f"refit on everything and write {OUTPUT}")
     parser.add_argument("--per-article", action="store_true", help="fit on one-article libraries only")
+    parser.add_argument(
+        "--compare", type=Path, metavar="RANKER_JSON", help="also score these fitted weights (no fitting) on every case"
+    )
+    parser.add_argument(
+        "--keep-decision",
+        action="store_true",
+        help="refit the paragraph and sentence models only; keep the shipped found/not-found decision",
+    )
     args = parser.parse_args()
     cases = collect(args.squad, args.cache, args.offtopic, library=not args.per_article)
+    if args.compare:
+        other = Ranker.from_dict(json.loads(args.compare.read_text()))
+        rows = held_out(cases, other)
+        print(f"{args.compare} on every case (as fitted, not held out):")
+        for mode in ("article", "library"):
+            chosen = [r for r in rows if r["mode"] == mode]
+            print(f"  {mode} search: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics(chosen, args.threshold).items()))
     articles = sorted({c.article for c in cases})
     folds = [articles[i :: args.folds] for i in range(args.folds)]
     rows: list[dict[str, float]] = []
@@ -356,7 +383,7 @@ def main() -> int:
     for fold in folds:
         train = [c for c in cases if c.article not in fold]
         test = [c for c in cases if c.article in fold]
-        fold_rows = held_out(test, fit_all(train, args.l2, args.c_value))
+        fold_rows = held_out(test, fit_all(train, args.l2, args.c_value, args.keep_decision))
         rows += fold_rows
         per_fold.append(metrics(fold_rows, args.threshold))
     print(
@@ -378,15 +405,15 @@ def main() -> int:
             f"offtopic_rejected {m['offtopic_rejected']:.3f}"
         )
     if args.write:
-        ranker = fit_all(cases, args.l2, args.c_value)
+        ranker = fit_all(cases, args.l2, args.c_value, args.keep_decision)
         ranker = Ranker(
             ranker.paragraph,
             ranker.sentence,
             ranker.decision,
             about=(
                 f"Fitted by benchmarks/tune.py on {args.squad.name} ({len(articles)} articles, l2={args.l2}, "
-                f"C={args.c_value}); {args.folds}-fold article-wise CV: "
-                + ", ".join(f"{k} {v:.3f}" for k, v in cv.items())
+                f"C={args.c_value}{', decision kept: ' + _shipped_about() if args.keep_decision else ''}); "
+                f"{args.folds}-fold article-wise CV: " + ", ".join(f"{k} {v:.3f}" for k, v in cv.items())
             ),
         )
         OUTPUT.write_text(json.dumps(ranker.to_dict(), indent=1) + "\n")
