@@ -15,48 +15,46 @@ import asyncio
 import contextlib
 import html
 import logging
-import os
 import secrets
 import sys
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from index.build import open_article
 from telegram import (
     Bot,
     BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     InlineQueryResultArticle,
     InputTextMessageContent,
     LinkPreviewOptions,
     Message,
-    MessageEntity,
-    ReplyParameters,
     Update,
 )
-from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     Defaults,
     InlineQueryHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 from telegram.warnings import PTBDeprecationWarning
 
+from bot import telegram_library
+from bot.chat_state import STATE_FILE, AnswerContext, ChatState
 from bot.settings import Settings
+from bot.telegram_followup import expand_follow_up
 from bot.telegram_format import (
     COMMANDS,
     Button,
@@ -65,22 +63,22 @@ from bot.telegram_format import (
     closest_buttons,
     context_html,
     decode_button,
-    entity_text,
     example_candidates,
     greeting_html,
     help_html,
     inline_html,
     question_text,
+    short,
     source_html,
-    split_html,
 )
 from bot.telegram_run import serve
 from bot.telegram_scheduler import FairScheduler, UserLimit
+from bot.telegram_state import BotState, acknowledge, addressed, bot_state, edit, send
 from bot.telegram_transport import PatientRateLimiter, PollingErrors, PollingRequest, TokenWatch
-from index.answer import NOT_FOUND, Answer, Passage, answer, clean_question
+from index.answer import ArticleRef, Passage, clean_question, not_found
 from index.errors import CitebotError, QuestionError
-from index.ingest import Article, read_article
-from index.retrieve import Retriever
+from index.ingest import read_article
+from index.library import ArticleData, Library, check_data_dir
 
 log = logging.getLogger("citebot.telegram")
 
@@ -92,12 +90,19 @@ TYPING_EVERY = 4.0
 TYPING_TIMEOUT = 2.0
 #: Quotes offered in inline mode.
 INLINE_RESULTS = 5
+#: Articles /source describes at most.
+SOURCE_ARTICLES = 5
 
 REFUSAL = "Sorry, this bot is private: it answers only the people it was set up for."
 NOT_TEXT = "Please send me a text question; I can only read text."
 SORRY = "Sorry, something went wrong while answering. Please try again."
 STALE = "This button no longer works. Please ask the question again."
 OUTDATED = "This button belongs to an older version of the article. Please ask the question again."
+REMOVED = "The article of this button is no longer in the library. Please ask the question again."
+FOLLOW_UP_GONE = (
+    "The article that answer came from is no longer in the library, so I cannot ask it a follow-up. "
+    "Please ask your question again without replying."
+)
 NO_QUESTION = "I can no longer see the question this button belongs to. Please ask it again."
 NO_MORE = "No more matches."
 ASK_USAGE = "Ask like this: /ask Which roads meet at the town?"
@@ -105,140 +110,246 @@ UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 TOO_FAST = "You are sending questions faster than I can answer, so I am skipping some. Please wait a minute."
 
 
-# --- state ------------------------------------------------------------------------------------------
+# --- the access gate ---------------------------------------------------------------------------------
 
 
-@dataclass
-class BotState:
-    """What the handlers share: the article, its retriever (loaded at start-up) and the settings."""
+async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Run before every handler: let allowed users through; refuse anyone else politely, once, and stop there."""
+    state = bot_state(context)
+    allowed = state.settings.telegram_allowed_users
+    user = update.effective_user
+    if not allowed or (user is not None and user.id in allowed):
+        return
+    message = update.effective_message
+    speaks = message is not None and update.callback_query is None and _speaks_to_bot(message, context)
+    first = (
+        user is not None
+        and user.id not in state.refused
+        and (update.effective_message is None or speaks or update.callback_query is not None)
+    )
+    if first and user is not None:
+        state.refused.add(user.id)
+    if update.callback_query is not None:
+        await acknowledge(update, REFUSAL if first else None)
+    elif update.inline_query is not None:
+        with contextlib.suppress(TelegramError):
+            await update.inline_query.answer([], cache_time=0, is_personal=True)
+    elif first and message is not None:
+        await send(message, html.escape(REFUSAL))
+    log.info("refused user %s", user.id if user else "?")
+    raise ApplicationHandlerStop
 
-    settings: Settings
-    article: Article
-    executor: ThreadPoolExecutor
-    retriever: Retriever | None = None
-    examples: tuple[str, ...] = ()
-    refused: set[int] = field(default_factory=set)
 
-    @property
-    def fingerprint(self) -> str:
-        """The article's short fingerprint that buttons carry."""
-        return self.article.fingerprint[:8]
-
-    async def ask(self, question: str, k: int = 1) -> Answer:
-        """Answer ``question`` with ``k`` passages in the thread pool, off the event loop."""
-        if self.retriever is None:
-            raise RuntimeError("the article is not loaded yet")
-        job = partial(answer, self.retriever, question, k=k, min_score=self.settings.min_score)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, job)
+def _speaks_to_bot(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Return whether a message would get an answer from an allowed user (so a stranger gets the refusal)."""
+    if message.new_chat_members or message.left_chat_member or message.pinned_message:
+        return False
+    return (message.text or "").startswith("/") or addressed(message, context)
 
 
-def _state(context: ContextTypes.DEFAULT_TYPE) -> BotState:
-    return context.bot_data["citebot"]
-
-
-# --- handlers ---------------------------------------------------------------------------------------
+# --- asking ------------------------------------------------------------------------------------------
 
 
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Greet the user, name the article and suggest example questions."""
+    """Greet the user, name the articles this chat asks and suggest example questions."""
     message = update.effective_message
-    if message is None or not await _admitted(update, context):
+    if message is None:
         return
-    state = _state(context)
-    await _send(message, greeting_html(state.article, state.examples))
+    state = bot_state(context)
+    scope = await state.live_scope(message.chat_id)
+    records = await state.records(scope)
+    await send(message, greeting_html(records, state.examples if scope is None else ()))
 
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Say what the bot does, how to ask and which commands it has."""
+    """Say what the bot does, how to ask and which commands it has (and, to an admin, how to add articles)."""
     message = update.effective_message
-    if message is None or not await _admitted(update, context):
+    if message is None:
         return
-    await _send(message, help_html(context.bot.username))
+    user = update.effective_user
+    await send(message, help_html(context.bot.username, bot_state(context).is_admin(user.id if user else None)))
 
 
 async def on_source(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Say which article the answers come from: its title, size and file."""
+    """Describe the articles this chat asks: title, date, size and where each came from."""
     message = update.effective_message
-    if message is None or not await _admitted(update, context):
+    if message is None:
         return
-    await _send(message, source_html(_state(context).article))
+    state = bot_state(context)
+    records = await state.records(await state.live_scope(message.chat_id))
+    parts = [source_html(r) for r in records[:SOURCE_ARTICLES]]
+    if len(records) > SOURCE_ARTICLES:
+        parts.append(f"…and {len(records) - SOURCE_ARTICLES} more: /articles lists them all.")
+    await send(message, "\n\n".join(parts) or "The library is empty.")
 
 
 async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Answer the question after /ask, the way to ask in a group."""
     message = update.effective_message
-    if message is None or not await _admitted(update, context):
+    if message is None:
         return
     question = question_text(message.text or "", context.bot.username)
     if not question:
-        await _send(message, html.escape(ASK_USAGE))
+        await send(message, html.escape(ASK_USAGE))
         return
-    await _answer(message, context, question)
+    await answer_question(message, context, question)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Answer a text message: any in a private chat; in a group, only a mention of the bot or a reply to it."""
     message = update.effective_message
-    if message is None or not _addressed(message, context) or not await _admitted(update, context):
+    if message is None or not addressed(message, context):
         return
-    await _answer(message, context, question_text(message.text or "", context.bot.username))
+    await answer_question(message, context, question_text(message.text or "", context.bot.username))
 
 
 async def on_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Ask for a text question when sent a sticker, photo, voice message or file."""
+    """Ask for a text question when sent a sticker, photo or voice message."""
     message = update.effective_message
-    if message is None or not _addressed(message, context) or not await _admitted(update, context):
+    if message is None or not addressed(message, context):
         return
-    await _send(message, html.escape(NOT_TEXT))
+    await send(message, html.escape(NOT_TEXT))
 
 
 async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Point to /help after a command the bot does not have (private chats only)."""
     message = update.effective_message
-    if message is None or not await _admitted(update, context):
+    if message is not None:
+        await send(message, html.escape(UNKNOWN_COMMAND))
+
+
+async def answer_question(message: Message, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
+    """Answer ``question``, asked in ``message``: the best passage with buttons, or "does not answer".
+
+    A reply to one of the bot's answers asks within that answer's article, read with its question.
+    """
+    state = bot_state(context)
+    try:
+        question = clean_question(question)
+    except QuestionError as exc:
+        reason = str(exc)
+        await send(message, html.escape(reason[:1].upper() + reason[1:] + "."))
         return
-    await _send(message, html.escape(UNKNOWN_COMMAND))
+    scope = await state.live_scope(message.chat_id)
+    earlier = _replied_answer(message, context, state)
+    if earlier is not None:
+        scope = (earlier.article,) if earlier.article else earlier.scope
+        if scope is not None and not await state.records(scope):
+            await send(message, html.escape(FOLLOW_UP_GONE))
+            return
+        question = expand_follow_up(question, earlier.question)
+    async with _typing(context.bot, message.chat_id):
+        result = await state.ask(question, scope=scope)
+    passage = result.passages[0] if result.passages else None
+    if result.found and passage is not None:
+        sent = await send(message, answer_html(passage, found=True), answer_buttons(passage))
+    else:
+        sent = await send(message, html.escape(result.not_found), closest_buttons(passage))
+    if sent is not None and passage is not None:
+        ref = passage.article
+        about = AnswerContext(result.question, ref.id if result.found else 0, ref.fingerprint, scope)
+        state.chats.remember(message.chat_id, sent.message_id, about)
+
+
+def _replied_answer(message: Message, context: ContextTypes.DEFAULT_TYPE, state: BotState) -> AnswerContext | None:
+    """Return what the bot's answer that ``message`` replies to was about, or ``None``."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
+        return None
+    return state.chats.recall(message.chat_id, replied.message_id)
+
+
+# --- answer buttons ----------------------------------------------------------------------------------
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Handle More context, Next match and Show closest passage, from the button's data alone."""
+    """Handle More context, Next match and Show closest passage, from the button's data and the chat state."""
     query = update.callback_query
-    if query is None or not await _admitted(update, context):
+    if query is None:
         return
-    state = _state(context)
+    state = bot_state(context)
     button = decode_button(query.data)
     message = query.message if isinstance(query.message, Message) else None
-    acknowledge = partial(_acknowledge, update)
     if button is None or message is None:
-        await acknowledge(STALE)
+        await acknowledge(update, STALE)
         return
-    if button.fingerprint != state.fingerprint:
-        await acknowledge(OUTDATED)
+    data = await state.article(button.article)
+    if data is None:
+        await acknowledge(update, REMOVED)
+        return
+    if short(data.record.fingerprint) != button.fingerprint:
+        await acknowledge(update, OUTDATED)
         return
     if button.kind == "next":
-        await _show_next(acknowledge, message, context, button)
+        await _show_next(update, message, context, button)
         return
-    passage = _stored_passage(state.article, button)
+    passage = _stored_passage(data, button)
     if passage is None:
-        await acknowledge(STALE)
+        await acknowledge(update, STALE)
         return
-    await acknowledge()
+    await acknowledge(update)
     if button.kind == "context":
-        await _send(message, context_html(state.article, passage.paragraph, passage.highlight))
+        await send(message, context_html(data.to_article(), passage.paragraph, passage.highlight))
     else:
-        await _edit(message, answer_html(passage, found=False), answer_buttons(state.fingerprint, passage))
+        earlier = state.chats.recall(message.chat_id, message.message_id)
+        searched = len(earlier.scope) if earlier is not None and earlier.scope else len(await state.records())
+        await edit(message, answer_html(passage, found=False, not_found=not_found(searched)), answer_buttons(passage))
+
+
+async def on_stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer a press whose data is not one of the bot's buttons."""
+    await acknowledge(update, STALE)
+
+
+async def _show_next(update: Update, message: Message, context: ContextTypes.DEFAULT_TYPE, button: Button) -> None:
+    """Edit an answer to show the passage at ``button.rank`` for the question it answers."""
+    state = bot_state(context)
+    earlier = state.chats.recall(message.chat_id, message.message_id)
+    if earlier is not None:
+        question, scope = earlier.question, earlier.scope
+    else:
+        asked = message.reply_to_message
+        question = question_text(asked.text or "", context.bot.username) if asked is not None else ""
+        scope = await state.live_scope(message.chat_id)
+    if not question:
+        await acknowledge(update, NO_QUESTION)
+        return
+    try:
+        result = await state.ask(question, k=button.rank + 1, scope=scope)
+    except QuestionError:
+        await acknowledge(update, NO_QUESTION)
+        return
+    if len(result.passages) <= button.rank:
+        await acknowledge(update, NO_MORE)
+        return
+    passage = result.passages[button.rank]
+    await acknowledge(update)
+    html_text = answer_html(passage, found=result.found, rank=button.rank, not_found=result.not_found)
+    await edit(message, html_text, answer_buttons(passage, button.rank))
+
+
+def _stored_passage(data: ArticleData, button: Button) -> Passage | None:
+    """Return the passage a ``context`` or ``closest`` button points at, or ``None`` if it is out of range."""
+    total = len(data.paragraphs)
+    if not 1 <= button.paragraph <= total:
+        return None
+    start, end = data.paragraphs[button.paragraph - 1]
+    text = data.text[start:end]
+    highlight = button.highlight if button.end <= len(text) else ()
+    page = data.pages[button.paragraph - 1] if data.pages else None
+    return Passage(text, button.paragraph, total, 0.0, highlight, start, end, ArticleRef.of(data.record), page)
+
+
+# --- inline mode and errors --------------------------------------------------------------------------
 
 
 async def on_inline(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Offer the top quotes for an inline query (``@bot question`` in any chat)."""
+    """Offer the top quotes for an inline query (``@bot question`` in any chat), each naming its article."""
     query = update.inline_query
     if query is None:
         return
-    state = _state(context)
+    state = bot_state(context)
     personal = bool(state.settings.telegram_allowed_users)
-    if not await _admitted(update, context):
-        await query.answer([], cache_time=0, is_personal=True)
-        return
     try:
         question = clean_question(query.query)
     except QuestionError:
@@ -248,11 +359,12 @@ async def on_inline(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     results = []
     if result.found:
         for passage in result.passages:
+            ref = passage.article
             results.append(
                 InlineQueryResultArticle(
-                    id=f"{state.fingerprint}-{passage.paragraph}",
+                    id=f"{ref.id}-{short(ref.fingerprint)}-{passage.paragraph}",
                     title=_shorten(passage.sentence or passage.text, 120),
-                    description=passage.position,
+                    description=_shorten(f"{ref.label} · {passage.position}", 200),
                     input_message_content=InputTextMessageContent(inline_html(passage), parse_mode=ParseMode.HTML),
                 )
             )
@@ -274,135 +386,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         elif update.inline_query is not None:
             await update.inline_query.answer([], cache_time=0)
         elif update.effective_message is not None:
-            await _send(update.effective_message, html.escape(SORRY))
+            await send(update.effective_message, html.escape(SORRY))
 
 
 # --- what the handlers share ------------------------------------------------------------------------
-
-
-async def _admitted(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """Return whether the user may use the bot; refuse anyone else politely, once."""
-    state = _state(context)
-    allowed = state.settings.telegram_allowed_users
-    user = update.effective_user
-    if not allowed or (user is not None and user.id in allowed):
-        return True
-    first = user is not None and user.id not in state.refused
-    if user is not None:
-        state.refused.add(user.id)
-    if update.callback_query is not None:
-        await _acknowledge(update, REFUSAL if first else None)
-    elif first and update.effective_message is not None:
-        await _send(update.effective_message, html.escape(REFUSAL))
-    log.info("refused user %s", user.id if user else "?")
-    return False
-
-
-def _addressed(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """Return whether a message is for the bot: any in a private chat; in groups a mention or a reply."""
-    if message.chat.type == ChatType.PRIVATE:
-        return True
-    bot = context.bot
-    replied = message.reply_to_message
-    if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
-        return True
-    for text, entities in ((message.text, message.entities), (message.caption, message.caption_entities)):
-        for entity in entities:
-            if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == bot.id:
-                return True
-            if entity.type != MessageEntity.MENTION:
-                continue
-            mention = entity_text(text or "", entity.offset, entity.length)  # None when malformed: no mention
-            if mention is not None and mention[1:].lower() == (bot.username or "").lower():
-                return True
-    return False
-
-
-async def _answer(message: Message, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
-    """Answer ``question``, asked in ``message``: the best passage with buttons, or "not in the article"."""
-    state = _state(context)
-    try:
-        question = clean_question(question)
-    except QuestionError as exc:
-        reason = str(exc)
-        await _send(message, html.escape(reason[:1].upper() + reason[1:] + "."))
-        return
-    async with _typing(context.bot, message.chat_id):
-        result = await state.ask(question)
-    passage = result.passages[0] if result.passages else None
-    if result.found and passage is not None:
-        await _send(message, answer_html(passage, found=True), answer_buttons(state.fingerprint, passage))
-    else:
-        await _send(message, html.escape(NOT_FOUND), closest_buttons(state.fingerprint, passage))
-
-
-async def _show_next(
-    reply: Callable[..., Awaitable[Any]], message: Message, context: ContextTypes.DEFAULT_TYPE, button: Button
-) -> None:
-    """Edit an answer to show the passage at ``button.rank`` for the question it replies to."""
-    state = _state(context)
-    asked = message.reply_to_message
-    question = question_text(asked.text or "", context.bot.username) if asked is not None else ""
-    if not question:
-        await reply(NO_QUESTION)
-        return
-    try:
-        result = await state.ask(question, k=button.rank + 1)
-    except QuestionError:
-        await reply(NO_QUESTION)
-        return
-    if len(result.passages) <= button.rank:
-        await reply(NO_MORE)
-        return
-    passage = result.passages[button.rank]
-    await reply()
-    html_text = answer_html(passage, found=result.found, rank=button.rank)
-    await _edit(message, html_text, answer_buttons(state.fingerprint, passage, button.rank))
-
-
-def _stored_passage(article: Article, button: Button) -> Passage | None:
-    """Return the passage a ``context`` or ``closest`` button points at, or ``None`` if it is out of range."""
-    total = len(article.paragraphs)
-    if not 1 <= button.paragraph <= total:
-        return None
-    start, end = article.paragraphs[button.paragraph - 1]
-    text = article.text[start:end]
-    highlight = button.highlight if button.end <= len(text) else ()
-    return Passage(text, button.paragraph, total, 0.0, highlight, start, end)
-
-
-def _keyboard(buttons: Sequence[tuple[str, str]]) -> InlineKeyboardMarkup | None:
-    if not buttons:
-        return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in buttons]])
-
-
-async def _send(message: Message, html_text: str, buttons: Sequence[tuple[str, str]] = ()) -> Message | None:
-    """Reply to ``message`` with ``html_text``, split to fit Telegram's limit; buttons go under the last part."""
-    parts = split_html(html_text)
-    sent = None
-    for number, part in enumerate(parts, start=1):
-        sent = await message.get_bot().send_message(
-            chat_id=message.chat_id,
-            text=part,
-            message_thread_id=message.message_thread_id if message.is_topic_message else None,
-            reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
-            reply_markup=_keyboard(buttons) if number == len(parts) else None,
-        )
-    return sent
-
-
-async def _edit(message: Message, html_text: str, buttons: Sequence[tuple[str, str]] = ()) -> None:
-    """Replace the text of the bot's ``message``; parts that do not fit go out as new replies to the question."""
-    parts = split_html(html_text)
-    try:
-        await message.edit_text(parts[0], reply_markup=_keyboard(buttons) if len(parts) == 1 else None)
-    except BadRequest as exc:
-        if "not modified" not in str(exc):
-            raise
-    if len(parts) > 1:
-        asked = message.reply_to_message or message
-        await _send(asked, "\n\n".join(parts[1:]), buttons)
 
 
 @contextlib.asynccontextmanager
@@ -432,24 +419,12 @@ async def _chat_action(bot: Bot, chat_id: int) -> None:
         log.info("typing indicator failed: %s", _describe(exc))
 
 
-async def _acknowledge(update: Update, text: str | None = None) -> None:
-    """Answer a button press (the toast ``text``, or just stop the spinner); a failure is logged, not raised,
-    so the press still does its work ("query is too old" after a restart or a slow answer)."""
-    query = update.callback_query
-    if query is None:
-        return
-    try:
-        await query.answer(text)
-    except TelegramError as exc:
-        log.info("could not acknowledge a button press (%s); doing its work anyway", exc)
-
-
 def rate_notice(update: Update) -> Coroutine[Any, Any, Any] | None:
     """Return the one polite notice for a user who sends too fast (a reply, or a button's toast)."""
     if update.callback_query is not None:
-        return _acknowledge(update, TOO_FAST)
+        return acknowledge(update, TOO_FAST)
     if update.effective_message is not None:
-        return _send(update.effective_message, html.escape(TOO_FAST))
+        return send(update.effective_message, html.escape(TOO_FAST))
     return None
 
 
@@ -504,39 +479,64 @@ def protect_token(token: str) -> RedactToken:
 
 
 async def _startup(application: Application) -> None:
-    """Load the model and the index (after Telegram accepted the token), pick examples, set the menu."""
+    """Load the model and the library (after Telegram accepted the token), pick examples, set the menu."""
     state: BotState = application.bot_data["citebot"]
-    state.retriever, report = await asyncio.to_thread(open_article, state.article, state.settings.index)
-    examples = []
-    for candidate in example_candidates(state.article):
-        if len(examples) == 3:
-            break
-        if (await state.ask(candidate)).found:
-            examples.append(candidate)
-    state.examples = tuple(examples)
+    article_path: Path | None = application.bot_data["citebot_article"]
+    from bot.loading import open_searcher
+
+    state.searcher = searcher = await state.search(partial(open_searcher, state.settings, article_path))
+    library = searcher.library
+    state.writer = Library(library.directory, library.config) if library.directory is not None else library
+    state.examples = await _examples(state)
     await application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+    records = await state.records()
     how = f"webhook at {state.settings.telegram_webhook_url}" if state.settings.telegram_webhook_url else "long polling"
+    what = f"“{records[0].label}”" if len(records) == 1 else f"a library of {len(records)} articles"
     print(
-        f"citebot: @{application.bot.username} answers from “{state.article.label}” "
-        f"(index {'built' if report.built else 'reused'}; {how}); Ctrl-C or SIGTERM stops it\n"
+        f"citebot: @{application.bot.username} answers from {what} in {library.directory} ({how}); "
+        "Ctrl-C or SIGTERM stops it\n"
         f"citebot: {access_line(state.settings)}",
         file=sys.stderr,
         flush=True,
     )
 
 
+async def _examples(state: BotState) -> tuple[str, ...]:
+    """Return up to three questions about the library's largest article that it really answers."""
+    records = await state.records()
+    if not records:
+        return ()
+    largest = max(records, key=lambda r: r.paragraphs)
+    data = await state.article(largest.id)
+    if data is None:
+        return ()
+    examples: list[str] = []
+    for candidate in example_candidates(data.to_article()):
+        if len(examples) == 3:
+            break
+        if (await state.ask(candidate)).found:
+            examples.append(candidate)
+    return tuple(examples)
+
+
 def access_line(settings: Settings) -> str:
-    """Return who may use the bot: everyone, or the N users of ``TELEGRAM_ALLOWED_USERS``."""
+    """Return who may use the bot: everyone, or the N users of ``TELEGRAM_ALLOWED_USERS``; and the admins."""
     allowed = settings.telegram_allowed_users
-    if not allowed:
-        return "open to everyone (TELEGRAM_ALLOWED_USERS is not set)"
-    return f"only for {len(allowed)} allowed user{'s' if len(allowed) != 1 else ''} (TELEGRAM_ALLOWED_USERS)"
+    admins = len(settings.telegram_admins)
+    who = (
+        "open to everyone (TELEGRAM_ALLOWED_USERS is not set)"
+        if not allowed
+        else f"only for {len(allowed)} allowed user{'s' if len(allowed) != 1 else ''} (TELEGRAM_ALLOWED_USERS)"
+    )
+    return f"{who}; {admins} admin{'s' if admins != 1 else ''} may add articles (TELEGRAM_ADMINS)"
 
 
 async def _shutdown(application: Application) -> None:
-    """Free the thread pool without waiting for it (an answer being worked out takes milliseconds)."""
+    """Free the worker threads without waiting for them, and close the chat state."""
     state: BotState = application.bot_data["citebot"]
-    state.executor.shutdown(wait=False, cancel_futures=True)
+    state.searching.shutdown(wait=False, cancel_futures=True)
+    state.adding.shutdown(wait=False, cancel_futures=True)
+    state.chats.close()
 
 
 async def _check_token(settings: Settings) -> None:
@@ -545,8 +545,33 @@ async def _check_token(settings: Settings) -> None:
         pass
 
 
-def build_application(settings: Settings, article: Article, token: TokenWatch | None = None) -> Application:
-    """Return the bot, every handler wired, for ``article``; the model loads when it starts."""
+def file_url(api_url: str) -> str | None:
+    """Return the Bot API's file endpoint that pairs with ``api_url`` (``.../bot`` -> ``.../file/bot``)."""
+    return api_url[: -len("bot")] + "file/bot" if api_url.endswith("/bot") else None
+
+
+def add_handlers(application: Application) -> None:
+    """Wire the access gate (before everything) and every handler, area by area."""
+    application.add_handler(TypeHandler(Update, gate), group=-1)
+    message = filters.UpdateType.MESSAGE
+    application.add_handler(CommandHandler("start", on_start, filters=message))
+    application.add_handler(CommandHandler("help", on_help, filters=message))
+    application.add_handler(CommandHandler("source", on_source, filters=message))
+    application.add_handler(CommandHandler("ask", on_ask, filters=message))
+    telegram_library.add_handlers(application)
+    application.add_handler(MessageHandler(message & filters.COMMAND & filters.ChatType.PRIVATE, on_unknown_command))
+    application.add_handler(MessageHandler(message & filters.TEXT & ~filters.COMMAND, on_text))
+    application.add_handler(MessageHandler(message & ~filters.TEXT & ~filters.StatusUpdate.ALL, on_not_text))
+    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^[ncx]:"))
+    application.add_handler(CallbackQueryHandler(on_stale_button))
+    application.add_handler(InlineQueryHandler(on_inline))
+    application.add_error_handler(on_error)
+
+
+def build_application(
+    settings: Settings, article_path: Path | None = None, token: TokenWatch | None = None
+) -> Application:
+    """Return the bot, every handler wired; the model and the library load when it starts."""
     if not settings.telegram_token:
         raise CitebotError("TELEGRAM_BOT_TOKEN is not set")
     base_url = settings.telegram_api_url
@@ -563,24 +588,19 @@ def build_application(settings: Settings, article: Article, token: TokenWatch | 
         .concurrent_updates(scheduler)
         .post_shutdown(_shutdown)
     )
-    if base_url.endswith("/bot"):
-        builder = builder.base_file_url(base_url[: -len("bot")] + "file/bot")
+    files = file_url(base_url)
+    if files is not None:
+        builder = builder.base_file_url(files)
     application = builder.build()
-    workers = max(1, min(4, os.cpu_count() or 1))
-    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="citebot-answer")
-    application.bot_data["citebot"] = BotState(settings=settings, article=article, executor=executor)
-
-    message = filters.UpdateType.MESSAGE
-    application.add_handler(CommandHandler("start", on_start, filters=message))
-    application.add_handler(CommandHandler("help", on_help, filters=message))
-    application.add_handler(CommandHandler("source", on_source, filters=message))
-    application.add_handler(CommandHandler("ask", on_ask, filters=message))
-    application.add_handler(MessageHandler(message & filters.COMMAND & filters.ChatType.PRIVATE, on_unknown_command))
-    application.add_handler(MessageHandler(message & filters.TEXT & ~filters.COMMAND, on_text))
-    application.add_handler(MessageHandler(message & ~filters.TEXT & ~filters.StatusUpdate.ALL, on_not_text))
-    application.add_handler(CallbackQueryHandler(on_button))
-    application.add_handler(InlineQueryHandler(on_inline))
-    application.add_error_handler(on_error)
+    chats = ChatState(check_data_dir(settings.index.data_dir) / STATE_FILE)
+    application.bot_data["citebot"] = BotState(
+        settings=settings,
+        searching=ThreadPoolExecutor(max_workers=1, thread_name_prefix="citebot-search"),
+        adding=ThreadPoolExecutor(max_workers=1, thread_name_prefix="citebot-add"),
+        chats=chats,
+    )
+    application.bot_data["citebot_article"] = article_path
+    add_handlers(application)
     return application
 
 
@@ -597,7 +617,10 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
             "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token "
             "in the environment or in .env (see the README, Telegram)"
         )
-    article = read_article(article_path or settings.article)  # fail fast, before any network or model work
+    path = article_path or settings.article
+    if path is not None:
+        read_article(path)  # fail fast, before any network or model work
+    check_data_dir(settings.index.data_dir)
     redactor = protect_token(token)
     warnings.filterwarnings("ignore", category=PTBDeprecationWarning)  # about PTB's own API, nothing to act on
     api_url = redactor.redact(settings.telegram_api_url)
@@ -610,7 +633,7 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
     except TelegramError as exc:
         raise CitebotError(f"cannot reach the Bot API at {api_url}: {redactor.redact(str(exc))}") from None
     token_watch = TokenWatch(settings.telegram_unauthorized_exit_seconds)
-    application = build_application(settings, article, token_watch)
+    application = build_application(settings, path, token_watch)
     scheduler = application.update_processor
     assert isinstance(scheduler, FairScheduler)
 

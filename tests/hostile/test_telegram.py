@@ -22,7 +22,7 @@ import pytest
 from fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
 from telegram_harness import BotProcess, ask_and_time, free_port
 
-from bot.telegram_format import Button
+from bot.telegram_format import Button, decode_button
 from index.ingest import Article
 
 SORRY = "Sorry, something went wrong while answering. Please try again."
@@ -117,9 +117,10 @@ def test_an_update_that_cannot_be_parsed_is_skipped_once_and_the_others_answered
 
 def test_forged_next_match_ranks_get_the_stale_answer(bot: BotProcess, server: FakeTelegram, seed: Article) -> None:
     _, reply = _ask(server)
-    fingerprint = seed.fingerprint[:8]
+    real = decode_button(reply.buttons["More context"])
+    assert real is not None and real.fingerprint == seed.fingerprint[:8]
     for rank in (20, 21, 999_999_999, 0):
-        data = Button("next", fingerprint, rank=rank).encode()
+        data = Button("next", real.article, real.fingerprint, rank=rank).encode()
         presser = server.user(next(_ids), "Presser")  # one press each: none is over the per-user limit
         query = server.press_data(reply.chat_id, reply.message_id, data, presser)
         answered = server.wait_for(lambda q=query: server.callback_answers.get(q), 30, f"an answer to rank {rank}")
