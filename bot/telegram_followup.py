@@ -4,7 +4,9 @@ question that answer belongs to.
 The rule is deliberately simple and predictable: a follow-up that is short (at most
 :data:`SHORT_WORDS` words), starts with "and", "but", "what about", "how about" or "also", or
 is not long (:data:`PRONOUN_WORDS` words) and holds a pronoun ("it", "they", "its", ...)
-gets the content words of the earlier question that it lacks appended: "and who controls it?"
+gets the content words of the earlier question that it lacks appended, unless it names a subject of its own
+(:data:`OWN_SUBJECT` content words or more: "and what about the swimming pool?" is asked as it is):
+"and who controls it?"
 after "Which two roads meet at Saraqeb?" becomes "and who controls it? two roads meet Saraqeb".
 A full question of its own is left alone.
 """
@@ -15,6 +17,8 @@ import re
 
 #: A follow-up of at most this many words is read with the earlier question.
 SHORT_WORDS = 3
+#: A follow-up with this many content words or more has a subject of its own and is asked as it is.
+OWN_SUBJECT = 2
 #: A follow-up of at most this many words that holds a pronoun ("it", "they") is read with the earlier one.
 PRONOUN_WORDS = 8
 _OPENERS = ("and ", "but ", "what about ", "how about ", "also ", "then ", "so ")
@@ -175,8 +179,9 @@ def is_elliptical(question: str) -> bool:
 
 
 def expand_follow_up(question: str, earlier: str) -> str:
-    """Return ``question`` with the content words of ``earlier`` it lacks appended, when it is elliptical."""
-    if not earlier or not is_elliptical(question):
+    """Return ``question`` with the content words of ``earlier`` it lacks appended, when it is elliptical and
+    names no subject of its own."""
+    if not earlier or not is_elliptical(question) or len(content_words(question)) >= OWN_SUBJECT:
         return question
     have = {w.lower() for w in _WORD.findall(question)}
     missing = [w for w in content_words(earlier) if w.lower() not in have]

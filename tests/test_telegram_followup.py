@@ -34,7 +34,8 @@ def test_which_questions_lean_on_the_earlier_one(question: str, elliptical: bool
 def test_only_the_missing_content_words_are_added_once() -> None:
     earlier = "Which two roads meet at Saraqeb?"
     assert expand_follow_up("and who controls it?", earlier) == "and who controls it? two roads meet Saraqeb"
-    assert expand_follow_up("and the roads to Saraqeb?", earlier) == "and the roads to Saraqeb? two meet"
+    assert expand_follow_up("and the roads?", earlier) == "and the roads? two meet Saraqeb"
+    assert expand_follow_up("and what about the swimming pool?", earlier) == "and what about the swimming pool?"
     assert expand_follow_up("Who denied the claim?", earlier) == "Who denied the claim?"
     assert expand_follow_up("and who?", "") == "and who?"
 

@@ -123,7 +123,7 @@ def test_an_admin_adds_a_document_and_anyone_can_ask_about_it(lib: Library, serv
     lib.ids["harbour"] = _added_id(done)
     assert server.calls_to("getFile") and server.downloads == ["documents/file_1.md"]
 
-    reply = _ask(server, "Who is the harbour master at Port Elwin?")
+    reply = _ask(server, "Who is the harbour master?")
     assert "Irene Calloway" in reply.text
     assert f"“{HARBOUR_TITLE}”, paragraph 3 of 5" in reply.text  # the answer names its article
 
@@ -177,11 +177,11 @@ def test_a_group_scope_is_set_by_its_administrators_only(lib: Library, server: F
     said = server.wait_for(lambda: server.replies_to(GROUP, listing.message_id), 30, "the new scope")[0]
     assert said.text.startswith(f"This chat asks only: {council} “{COUNCIL_TITLE}”")
 
-    outside = server.wait_reply(server.send_text(group, member, "/ask Who is the harbour master at Port Elwin?"))[0]
+    outside = server.wait_reply(server.send_text(group, member, "/ask Who is the harbour master?"))[0]
     assert outside.text == "The article does not answer that."
     inside = server.wait_reply(server.send_text(group, member, "/ask How many residents signed the petition?"))[0]
     assert "5,600" in inside.text
-    assert "Irene Calloway" in _ask(server, "Who is the harbour master at Port Elwin?").text  # other chats: all
+    assert "Irene Calloway" in _ask(server, "Who is the harbour master?").text  # other chats: all
 
 
 def test_a_follow_up_by_reply_asks_within_that_answers_article(lib: Library, server: FakeTelegram) -> None:
@@ -193,7 +193,7 @@ def test_a_follow_up_by_reply_asks_within_that_answers_article(lib: Library, ser
     answer = server.wait_reply(follow_up)[0]
     assert "swimming pool" in answer.text and f"“{COUNCIL_TITLE}”" in answer.text
 
-    harbour = _ask(server, "Who is the harbour master at Port Elwin?", person)
+    harbour = _ask(server, "Who is the harbour master?", person)
     again = server.send_text(chat, user, "and what did she say?", reply_to=harbour.message_id)
     said = server.wait_reply(again)[0]
     assert "We had boats queuing out past the lighthouse" in said.text and HARBOUR_TITLE in said.text
@@ -207,14 +207,14 @@ def test_an_article_added_with_citebot_add_is_answered_without_a_restart(lib: Li
         [str(citebot), "add", str(DATA / "river.md")], env=environment, capture_output=True, text=True, timeout=300
     )
     assert added.returncode == 0, added.stderr
-    reply = _ask(server, "How far did the river at Dunmore rise in April?")
+    reply = _ask(server, "How far did the river at Dunmore rise?")
     assert "two metres" in reply.text and "River levels" in reply.text
 
 
 def test_a_removed_articles_buttons_and_replies_get_a_polite_answer(lib: Library, server: FakeTelegram) -> None:
     person = _person(server)
     user, chat = person
-    answer = _ask(server, "Who is the harbour master at Port Elwin?", person)
+    answer = _ask(server, "Who is the harbour master?", person)
     assert HARBOUR_TITLE in answer.text
     admin, admin_chat = _admin(server)
     removed = server.wait_reply(server.send_text(admin_chat, admin, f"/remove {lib.ids['harbour']}"))[0]
