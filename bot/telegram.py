@@ -1,8 +1,12 @@
 """The Telegram front end: the same quoted answers as the console, in Telegram (python-telegram-bot).
 
 ``citebot telegram`` runs :func:`run_bot`: long polling by default, a webhook
-server when ``TELEGRAM_WEBHOOK_URL`` is set. Handlers are small; all wiring is
-in :func:`build_application`. Model work runs in a thread pool; updates are
+server when ``TELEGRAM_WEBHOOK_URL`` is set. One access gate (:func:`gate`) runs
+before every handler; the handlers here ask and page through answers, those of
+``bot/telegram_library.py`` choose, add and remove articles; all wiring is in
+:func:`add_handlers` and :func:`build_application`. The shared state is the typed
+:class:`~bot.telegram_state.BotState`; per-chat state is kept in SQLite
+(``bot/chat_state.py``). Model work runs in one worker thread; updates are
 scheduled fairly across chats and users (``bot/telegram_scheduler.py``); flood
 control, outages and a refused token are handled in ``bot/telegram_transport.py``;
 start-up and bounded shutdown are in ``bot/telegram_run.py``. The token never
@@ -121,12 +125,9 @@ async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not allowed or (user is not None and user.id in allowed):
         return
     message = update.effective_message
-    speaks = message is not None and update.callback_query is None and _speaks_to_bot(message, context)
-    first = (
-        user is not None
-        and user.id not in state.refused
-        and (update.effective_message is None or speaks or update.callback_query is not None)
-    )
+    # A button press, an inline query or a message meant for the bot earns the one refusal; group chatter does not.
+    meant = update.callback_query is not None or message is None or _speaks_to_bot(message, context)
+    first = meant and user is not None and user.id not in state.refused
     if first and user is not None:
         state.refused.add(user.id)
     if update.callback_query is not None:

@@ -51,7 +51,12 @@ class Library:
     def start(self) -> None:
         polls = len(self.server.calls_to("getUpdates"))
         self.process = BotProcess(
-            self.server, self.workdir, self.data_dir, TELEGRAM_ADMINS=str(ADMIN), CITEBOT_FETCH_ALLOW_PRIVATE="1"
+            self.server,
+            self.workdir,
+            self.data_dir,
+            TELEGRAM_ADMINS=str(ADMIN),
+            CITEBOT_FETCH_ALLOW_PRIVATE="1",
+            TELEGRAM_USER_BURST="30",  # the one admin sends many files in a minute here
         ).start()
         started = lambda: len(self.server.calls_to("getUpdates")) > polls  # noqa: E731 - a restart polls anew
         self.server.wait_for(started, START_TIMEOUT, "the bot to poll")
@@ -141,6 +146,48 @@ def test_an_admin_adds_a_web_page_and_the_answer_links_to_it(lib: Library, serve
     reply = _ask(server, "How many residents signed the petition?")
     assert "5,600" in reply.text
     assert f'<a href="{url}">“{COUNCIL_TITLE}”</a>' in reply.html
+
+
+def test_a_pdf_is_added_and_answers_name_the_page(lib: Library, server: FakeTelegram, tmp_path: Path) -> None:
+    from pdf_samples import report_pdf
+
+    pdf = report_pdf(tmp_path / "report.pdf").read_bytes()
+    user, chat = _admin(server)
+    done = _finished(server, server.wait_reply(server.send_document(chat, user, "Water report.pdf", pdf))[0])
+    lib.ids["report"] = _added_id(done)
+    reply = _ask(server, "How many of the tests met the national standard?")
+    assert "18,391" in reply.text and re.search(r"paragraph \d+ of \d+, page 1$", reply.text), reply.text
+
+
+def test_files_the_bot_cannot_read_are_refused_before_downloading(lib: Library, server: FakeTelegram) -> None:
+    user, chat = _admin(server)
+    downloads = list(server.downloads)
+    big = server.send_document(chat, user, "huge.pdf", b"%PDF-1.4", size=25 * 1024 * 1024)
+    assert server.wait_reply(big)[0].text == "huge.pdf is 25.0 MB; Telegram lets bots download at most 20 MB."
+    odd = server.send_document(chat, user, "photo <1>.jpg", b"\xff\xd8\xff")
+    assert server.wait_reply(odd)[0].text == "I can add .txt, .md, .html or .pdf files, not photo <1>.jpg."
+    binary = server.send_document(chat, user, "binary.txt", bytes(range(256)) * 40)
+    done = _finished(server, server.wait_reply(binary)[0])
+    assert done.text.startswith("Not added: ") and "\n" not in done.text
+    assert server.downloads == [*downloads, server.downloads[-1]]  # only the one it could read was fetched
+
+
+def test_the_bot_answers_others_while_a_long_article_is_added(lib: Library, server: FakeTelegram) -> None:
+    paragraphs = [
+        f"Section {n}. The ferry timetable for route {n} lists {n * 3} sailings a week between the islands, "
+        f"and the operator said that fares on route {n} would rise by {n % 7} per cent in the spring. "
+        f"Passengers on route {n} complained about delays during the storm season."
+        for n in range(1, 400)
+    ]
+    content = ("# Ferry timetables\n\n" + "\n\n".join(paragraphs)).encode()
+    user, chat = _admin(server)
+    status = server.wait_reply(server.send_document(chat, user, "ferries.md", content))[0]
+    reply = _ask(server, "How many residents signed the petition?")
+    adding = server.current(status).text
+    assert "5,600" in reply.text
+    assert not adding.startswith("Added"), "the addition finished before the answer: make the article longer"
+    done = _finished(server, status, timeout=300)
+    assert done.text.startswith("Added") and "399 paragraphs" in done.text
 
 
 def test_others_cannot_add_or_remove_and_nothing_is_fetched(lib: Library, server: FakeTelegram) -> None:
