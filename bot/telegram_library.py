@@ -19,7 +19,7 @@ from pathlib import PurePath
 
 from telegram import Message, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import ContextTypes
 
 from bot.telegram_format import (
     ARTICLES_PER_PAGE,
@@ -290,14 +290,3 @@ def _sentence(text: str) -> str:
     """Return ``text`` as a sentence: capitalised, ending with a full stop."""
     text = text.strip()
     return (text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")) if text else text
-
-
-def add_handlers(application: Application) -> None:
-    """Wire the library's commands, uploads, web addresses and buttons (after the access gate)."""
-    message = filters.UpdateType.MESSAGE
-    application.add_handler(CommandHandler("articles", on_articles, filters=message))
-    application.add_handler(CommandHandler("use", on_use, filters=message))
-    application.add_handler(CommandHandler("remove", on_remove, filters=message))
-    application.add_handler(MessageHandler(message & filters.Document.ALL, on_document))
-    application.add_handler(MessageHandler(message & filters.TEXT & filters.Regex(URL_ONLY), on_url))
-    application.add_handler(CallbackQueryHandler(on_library_button, pattern=r"^[up]:"))

@@ -187,3 +187,8 @@ async def acknowledge(update: Update, text: str | None = None) -> None:
         await query.answer(text)
     except TelegramError as exc:
         log.info("could not acknowledge a button press (%s); doing its work anyway", exc)
+
+
+def describe(error: BaseException | None) -> str:
+    """Return an error as one line: its type and message."""
+    return f"{type(error).__name__}: {error}" if error else "unknown error"
