@@ -129,6 +129,27 @@ def test_forged_next_match_ranks_get_the_stale_answer(bot: BotProcess, server: F
     assert "must be from 1 to" not in bot.stderr
 
 
+def test_forged_library_buttons_are_checked_on_every_press(bot: BotProcess, server: FakeTelegram) -> None:
+    """Scope buttons carry only an id: an unknown one is refused, and in a group only administrators may press."""
+    _, reply = _ask(server)
+    server.press_data(reply.chat_id, reply.message_id, "u:424242")
+    said = server.wait_for(lambda: server.replies_to(reply.chat_id, reply.message_id), 30, "the refusal")[0]
+    assert said.text.startswith("No article with id 424242 in the library (ids: 1).")
+    group = server.group_chat(-100_500_009)
+    member = server.user(next(_ids), "Member")
+    asked = server.send_text(group, member, f"/ask {QUESTION}")
+    answer = server.wait_reply(asked)[0]
+    for data in ("u:1", "u:0"):
+        query = server.press_data(group["id"], answer.message_id, data, member)
+        toast = server.wait_for(lambda q=query: server.callback_answers.get(q), 30, "the toast")["text"]
+        assert toast == "Only this group's administrators can change which articles it asks."
+    assert server.calls_to("getChatMember")  # asked of Telegram at each press
+    assert not server.replies_to(group["id"], answer.message_id)
+    other = server.user(next(_ids), "Other")  # the member has used up the module's short per-user burst
+    scope = server.wait_reply(server.send_text(group, other, "/use"))[0]
+    assert scope.text == "This chat asks the whole library (1 article)."
+
+
 def test_a_mention_entity_inside_a_surrogate_pair_is_no_mention(bot: BotProcess, server: FakeTelegram) -> None:
     group = server.group_chat(-100_500_001)
     ann = server.user(next(_ids), "Ann")
