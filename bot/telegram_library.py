@@ -253,10 +253,9 @@ def _fetch_article(url: str, state: BotState) -> Article:
 
 async def _add(state: BotState, status: Message, name: str, read: Callable[[], Article], kind: str | None) -> None:
     """Read an article with ``read`` and add it, off the event loop, editing ``status`` as it goes."""
-    loop_run = state.adding
     loop = asyncio.get_running_loop()
     try:
-        article = await loop.run_in_executor(loop_run, read)
+        article = await loop.run_in_executor(state.adding, read)
         count = len(article.paragraphs)
         await edit(
             status,
@@ -267,7 +266,7 @@ async def _add(state: BotState, status: Message, name: str, read: Callable[[], A
         chosen = kind or ("pdf" if article.pages else "html" if article.url else "text")
         meta = {"url": article.url, "site": article.site, "fetched_at": article.fetched_at}
         job = partial(writer.add, article, searcher.embedder, chosen, None, **meta)
-        result: AddResult = await loop.run_in_executor(loop_run, job)
+        result: AddResult = await loop.run_in_executor(state.adding, job)
     except CitebotError as exc:
         await edit(status, html.escape(f"Not added: {_sentence(str(exc))}"))
         return
