@@ -42,6 +42,7 @@ class Settings:
     telegram_token: str | None = field(default=None, repr=False)
     telegram_api_url: str = TELEGRAM_API_URL
     telegram_allowed_users: frozenset[int] = frozenset()
+    telegram_admins: frozenset[int] = frozenset()
     telegram_webhook_url: str | None = None
     telegram_webhook_listen: str = "0.0.0.0"
     telegram_webhook_port: int = 8443
@@ -98,6 +99,7 @@ class Settings:
             telegram_token=get("TELEGRAM_BOT_TOKEN", str, None),
             telegram_api_url=get("TELEGRAM_API_URL", _url, TELEGRAM_API_URL),
             telegram_allowed_users=_allowed_users(values),
+            telegram_admins=_admins(values),
             telegram_webhook_url=get("TELEGRAM_WEBHOOK_URL", _url, None),
             telegram_webhook_listen=get("TELEGRAM_WEBHOOK_LISTEN", str, "0.0.0.0"),
             telegram_webhook_port=get("TELEGRAM_WEBHOOK_PORT", _int_in(1, 65535), 8443),
@@ -198,6 +200,22 @@ def _allowed_users(values: Mapping[str, str]) -> frozenset[int]:
         return _user_ids(raw)
     except ValueError as exc:
         raise CitebotError(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def _admins(values: Mapping[str, str]) -> frozenset[int]:
+    """Return ``TELEGRAM_ADMINS``: the users who may add and remove articles from Telegram (none when unset or empty).
+
+    Raises:
+        CitebotError: when it names something that is not a numeric user id.
+    """
+    name = "TELEGRAM_ADMINS"
+    raw = values.get(name, "")
+    if not raw.strip():
+        return frozenset()
+    try:
+        return _user_ids(raw)
+    except ValueError as exc:
+        raise CitebotError(f"{name}={raw!r} is not valid: {str(exc).split(' (')[0]}") from None
 
 
 def _user_ids(raw: str) -> frozenset[int]:

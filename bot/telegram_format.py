@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.answer import MAX_K, NOT_FOUND, Passage
+from index.answer import MAX_K, NOT_FOUND, ArticleRef, Passage
+from index.catalog import ArticleRecord
 from index.ingest import Article
 
 #: Telegram's limit on the text of one message.
@@ -25,13 +26,17 @@ MAX_CALLBACK_DATA = 64
 #: How many hex digits of the article's fingerprint a button carries.
 FINGERPRINT_DIGITS = 8
 
-NEAREST = "The article does not answer that. The nearest I found:"
+#: Said before the nearest passage when the articles searched do not answer.
+NEAREST = "The nearest I found:"
+#: Articles listed per page of /articles.
+ARTICLES_PER_PAGE = 8
 
 #: (command, description) for the bot's command menu.
 COMMANDS = (
     ("start", "what this bot does, with example questions"),
     ("help", "how to ask, and the commands"),
-    ("source", "which article the answers come from"),
+    ("articles", "the articles I answer from; tap one to ask only it"),
+    ("use", "which articles this chat asks: /use ID, /use all"),
     ("ask", "ask a question (the way to ask in groups)"),
 )
 
@@ -53,22 +58,36 @@ def quote_html(text: str, highlight: Sequence[tuple[int, int]] = ()) -> str:
     return f"<blockquote>{''.join(out)}</blockquote>"
 
 
-def passage_html(passage: Passage, rank: int = 0) -> str:
-    """Return one passage: the quote with its answering sentence in bold, then its position."""
+def article_html(article: ArticleRef | ArticleRecord) -> str:
+    """Return an article's name for a message: its title (a link when it has a web address) and its date."""
+    name = f"“{html.escape(article.label)}”"
+    url = article.url or ""
+    if url.startswith(("https://", "http://")):
+        name = f'<a href="{html.escape(url, quote=True)}">{name}</a>'
+    return f"{name} ({html.escape(article.date)})" if article.date else name
+
+
+def place_html(passage: Passage, rank: int = 0) -> str:
+    """Return the line under a quote: its article, then its position (``paragraph 4 of 21``, a page for a PDF)."""
     note = f" · match {rank + 1}" if rank else ""
-    return f"{quote_html(passage.text, passage.highlight)}\n<i>{passage.position}{note}</i>"
+    return f"{article_html(passage.article)}, <i>{passage.position}{note}</i>"
 
 
-def answer_html(passage: Passage | None, found: bool, rank: int = 0) -> str:
-    """Return the reply for a question: the passage at ``rank``, or the "not in the article" line.
+def passage_html(passage: Passage, rank: int = 0) -> str:
+    """Return one passage: the quote with its answering sentence in bold, then its article and position."""
+    return f"{quote_html(passage.text, passage.highlight)}\n{place_html(passage, rank)}"
 
-    When the article does not answer, the passage (if any) is shown as the nearest text found.
+
+def answer_html(passage: Passage | None, found: bool, rank: int = 0, not_found: str = NOT_FOUND) -> str:
+    """Return the reply for a question: the passage at ``rank``, or the ``not_found`` line.
+
+    When the articles do not answer, the passage (if any) is shown as the nearest text found.
     """
     if passage is None:
-        return html.escape(NOT_FOUND)
+        return html.escape(not_found)
     if found:
         return passage_html(passage, rank)
-    return f"{html.escape(NEAREST)}\n{passage_html(passage, rank)}"
+    return f"{html.escape(not_found)} {html.escape(NEAREST)}\n{passage_html(passage, rank)}"
 
 
 def context_html(article: Article, paragraph: int, highlight: Sequence[tuple[int, int]] = ()) -> str:
@@ -89,7 +108,7 @@ def inline_html(passage: Passage, limit: int = MAX_MESSAGE) -> str:
     whole = passage_html(passage)
     if utf16_len(whole) <= limit:
         return whole
-    place = f"\n<i>{passage.position}</i>"
+    place = f"\n{place_html(passage)}"
     parts = split_html(quote_html(passage.text, passage.highlight), limit - utf16_len(place))
     chosen = next((p for p in parts if "<b>" in p), parts[0])
     return chosen + place
@@ -125,10 +144,14 @@ def example_candidates(article: Article, limit: int = 8) -> list[str]:
     return [f"What does the article say about {name}?" for name in names[:limit]]
 
 
-def greeting_html(article: Article, examples: Sequence[str]) -> str:
-    """Return the /start text: what the bot does, the article's name and example questions."""
+def greeting_html(records: Sequence[ArticleRecord], examples: Sequence[str]) -> str:
+    """Return the /start text: what the bot does, which articles it answers from and example questions."""
+    if len(records) == 1:
+        what = f"“{html.escape(records[0].label)}”"
+    else:
+        what = f"the {len(records)} articles of my library (/articles lists them)"
     lines = [
-        f"Hello! I answer questions about “{html.escape(article.label)}” by quoting it: "
+        f"Hello! I answer questions about {what} by quoting it: "
         "the passage that answers, word for word, with the answering sentence in bold. I never make text up.",
     ]
     if examples:
@@ -137,40 +160,80 @@ def greeting_html(article: Article, examples: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def help_html(username: str) -> str:
-    """Return the /help text: how to ask, the buttons and the commands."""
+def help_html(username: str, admin: bool = False) -> str:
+    """Return the /help text: how to ask, the buttons, the commands (and, for an admin, how to add articles)."""
     bot = f"@{html.escape(username)}" if username else "the bot"
-    return "\n".join(
-        [
-            "I answer questions about one article by quoting it, never by writing text of my own. "
-            "If the article does not answer, I say so.",
+    lines = [
+        "I answer questions about the articles of my library by quoting them, never by writing text of my own. "
+        "Every quote names its article. If the articles do not answer, I say so.",
+        "",
+        "<b>Asking</b>",
+        "• In a private chat, just send the question.",
+        f"• In a group, mention me ({bot} question), reply to one of my messages, or use /ask question.",
+        "• Reply to one of my answers to ask a follow-up about the same article "
+        "(“and who controls it?” is understood in the light of your earlier question).",
+        f"• In any chat, type {bot} question to share a quote (inline mode).",
+        "",
+        "<b>Buttons</b>",
+        "• More context: the paragraphs around the quote.",
+        "• Next match: the next passage that matches the question.",
+        "• Show closest passage: what came nearest when the articles do not answer.",
+        "",
+        "<b>Commands</b>",
+        *(f"/{name}: {html.escape(text)}" for name, text in COMMANDS),
+    ]
+    if admin:
+        lines += [
             "",
-            "<b>Asking</b>",
-            "• In a private chat, just send the question.",
-            f"• In a group, mention me ({bot} question), reply to one of my messages, or use /ask question.",
-            f"• In any chat, type {bot} question to share a quote (inline mode).",
-            "",
-            "<b>Buttons</b>",
-            "• More context: the paragraphs around the quote.",
-            "• Next match: the next passage that matches the question.",
-            "• Show closest passage: what came nearest when the article does not answer.",
-            "",
-            "<b>Commands</b>",
-            *(f"/{name}: {html.escape(text)}" for name, text in COMMANDS),
+            "<b>Adding articles</b> (you are an admin)",
+            "• Send me a .txt, .md, .html or .pdf file, or a message that is a web address.",
+            "• /remove ID takes an article out of the library.",
         ]
-    )
-
-
-def source_html(article: Article) -> str:
-    """Return the /source text: the article's title, size and where it came from."""
-    words = len(article.text.split())
-    lines = [f"<b>{html.escape(article.label)}</b>"]
-    if article.date:
-        lines.append(html.escape(article.date))
-    count = len(article.paragraphs)
-    lines.append(f"{count} paragraph{'s' if count != 1 else ''}, {words} word{'s' if words != 1 else ''}")
-    lines.append(f"From: {html.escape(Path(article.source).name or article.source)}")
     return "\n".join(lines)
+
+
+def record_html(record: ArticleRecord) -> str:
+    """Return one article as /articles lists it: its id, title (linked), date and size."""
+    count = record.paragraphs
+    size = f"{count} paragraph{'s' if count != 1 else ''}, {record.words} word{'s' if record.words != 1 else ''}"
+    site = f", {html.escape(record.site)}" if record.site else ""
+    return f"<b>{record.id}</b>. {article_html(record)}{site}: {size}"
+
+
+def source_html(record: ArticleRecord) -> str:
+    """Return the details of one article: title, date, size and where it came from."""
+    lines = [f"<b>{html.escape(record.label)}</b>"]
+    if record.date:
+        lines.append(html.escape(record.date))
+    count, words = record.paragraphs, record.words
+    lines.append(f"{count} paragraph{'s' if count != 1 else ''}, {words} word{'s' if words != 1 else ''}")
+    where = record.url or Path(record.source.removeprefix("bundled:")).name or record.source
+    lines.append(f"From: {html.escape(where)}")
+    return "\n".join(lines)
+
+
+def scope_html(records: Sequence[ArticleRecord] | None, total: int) -> str:
+    """Return what a chat asks: the whole library (``records`` is ``None``) or the articles named."""
+    if records is None:
+        return f"This chat asks the whole library ({total} article{'s' if total != 1 else ''})."
+    names = ", ".join(f"{r.id} {article_html(r)}" for r in records)
+    return f"This chat asks only: {names}. /use all asks the whole library again."
+
+
+def articles_page(records: Sequence[ArticleRecord], page: int, scope: Sequence[int] | None) -> tuple[str, int]:
+    """Return page ``page`` (0-based, clamped) of /articles as HTML, and the page shown."""
+    pages = max(1, -(-len(records) // ARTICLES_PER_PAGE))
+    page = min(max(page, 0), pages - 1)
+    shown = records[page * ARTICLES_PER_PAGE : (page + 1) * ARTICLES_PER_PAGE]
+    head = f"<b>The library</b> ({len(records)} article{'s' if len(records) != 1 else ''}"
+    head += f", page {page + 1} of {pages})" if pages > 1 else ")"
+    chosen = set(scope or ())
+    lines = [head, ""]
+    for record in shown:
+        mark = " ✓" if record.id in chosen else ""
+        lines.append(record_html(record) + mark)
+    lines += ["", "Tap an article to ask only it in this chat; “All articles” asks the whole library."]
+    return "\n".join(lines), page
 
 
 # --- questions ---------------------------------------------------------------------------------------
@@ -203,13 +266,14 @@ def entity_text(text: str, offset: int, length: int) -> str | None:
 
 @dataclass(frozen=True)
 class Button:
-    """What a button does, all of it carried in its callback data so it survives restarts.
+    """What an answer's button does, all of it carried in its callback data so it survives restarts.
 
     Attributes:
         kind: ``"context"`` (the neighbouring paragraphs), ``"next"`` (the passage
             at ``rank`` for the question the message replies to) or ``"closest"``
             (the nearest passage of an unanswered question).
-        fingerprint: the first hex digits of the article's fingerprint; a button
+        article: the id of the article of the passage shown.
+        fingerprint: the first hex digits of that article's fingerprint; a button
             made for another version of the article is stale.
         paragraph: 1-based paragraph (``context``, ``closest``).
         start: start of the answering sentence in the paragraph (``context``, ``closest``).
@@ -218,6 +282,7 @@ class Button:
     """
 
     kind: str
+    article: int
     fingerprint: str
     paragraph: int = 0
     start: int = 0
@@ -227,10 +292,10 @@ class Button:
     def encode(self) -> str:
         """Return the callback data, at most :data:`MAX_CALLBACK_DATA` bytes."""
         if self.kind == "next":
-            data = f"n:{self.fingerprint}:{self.rank}"
+            data = f"n:{self.article}:{self.fingerprint}:{self.rank}"
         else:
             code = "c" if self.kind == "context" else "x"
-            data = f"{code}:{self.fingerprint}:{self.paragraph}:{self.start}:{self.end}"
+            data = f"{code}:{self.article}:{self.fingerprint}:{self.paragraph}:{self.start}:{self.end}"
         if len(data.encode()) > MAX_CALLBACK_DATA:
             raise ValueError(f"callback data too long: {data!r}")
         return data
@@ -242,7 +307,7 @@ class Button:
 
 
 _KINDS = {"n": "next", "c": "context", "x": "closest"}
-_DATA = re.compile(r"([ncx]):([0-9a-f]{1,16})((?::\d{1,9})+)")
+_DATA = re.compile(r"([ncx]):(\d{1,9}):([0-9a-f]{1,16})((?::\d{1,9})+)")
 
 
 def decode_button(data: str | None) -> Button | None:
@@ -250,34 +315,66 @@ def decode_button(data: str | None) -> Button | None:
     match = _DATA.fullmatch(data or "")
     if not match:
         return None
-    kind, fingerprint = _KINDS[match.group(1)], match.group(2)
-    numbers = [int(n) for n in match.group(3)[1:].split(":")]
+    kind, article, fingerprint = _KINDS[match.group(1)], int(match.group(2)), match.group(3)
+    numbers = [int(n) for n in match.group(4)[1:].split(":")]
     if kind == "next":  # a rank past the last passage an answer can have is forged or broken
-        return Button(kind, fingerprint, rank=numbers[0]) if len(numbers) == 1 and 1 <= numbers[0] < MAX_K else None
+        if len(numbers) == 1 and 1 <= numbers[0] < MAX_K:
+            return Button(kind, article, fingerprint, rank=numbers[0])
+        return None
     if len(numbers) != 3:
         return None
-    return Button(kind, fingerprint, paragraph=numbers[0], start=numbers[1], end=numbers[2])
+    return Button(kind, article, fingerprint, paragraph=numbers[0], start=numbers[1], end=numbers[2])
 
 
-def passage_button(kind: str, fingerprint: str, passage: Passage) -> Button:
+def passage_button(kind: str, passage: Passage) -> Button:
     """Return a ``context`` or ``closest`` button for ``passage``."""
     start, end = passage.highlight[0] if passage.highlight else (0, 0)
-    return Button(kind, fingerprint, paragraph=passage.paragraph, start=start, end=end)
+    ref = passage.article
+    return Button(kind, ref.id, short(ref.fingerprint), paragraph=passage.paragraph, start=start, end=end)
 
 
-def answer_buttons(fingerprint: str, passage: Passage, rank: int = 0) -> list[tuple[str, str]]:
+def short(fingerprint: str) -> str:
+    """Return the part of an article's fingerprint that buttons carry."""
+    return fingerprint[:FINGERPRINT_DIGITS]
+
+
+def answer_buttons(passage: Passage, rank: int = 0) -> list[tuple[str, str]]:
     """Return the (label, callback data) buttons under a shown passage: More context, Next match."""
-    buttons = [("More context", passage_button("context", fingerprint, passage).encode())]
-    if rank + 1 < min(MAX_K, passage.paragraphs):
-        buttons.append(("Next match", Button("next", fingerprint, rank=rank + 1).encode()))
+    buttons = [("More context", passage_button("context", passage).encode())]
+    if rank + 1 < MAX_K:
+        ref = passage.article
+        buttons.append(("Next match", Button("next", ref.id, short(ref.fingerprint), rank=rank + 1).encode()))
     return buttons
 
 
-def closest_buttons(fingerprint: str, passage: Passage | None) -> list[tuple[str, str]]:
-    """Return the button under a "not in the article" reply: Show closest passage."""
+def closest_buttons(passage: Passage | None) -> list[tuple[str, str]]:
+    """Return the button under a "does not answer" reply: Show closest passage."""
     if passage is None:
         return []
-    return [("Show closest passage", passage_button("closest", fingerprint, passage).encode())]
+    return [("Show closest passage", passage_button("closest", passage).encode())]
+
+
+@dataclass(frozen=True)
+class LibraryButton:
+    """A button of /articles: ``"use"`` an article (``article`` 0: the whole library) or show ``"page"`` N."""
+
+    kind: str
+    value: int
+
+    def encode(self) -> str:
+        """Return the callback data."""
+        return f"{'u' if self.kind == 'use' else 'p'}:{self.value}"
+
+
+_LIBRARY_DATA = re.compile(r"([up]):(\d{1,9})")
+
+
+def decode_library_button(data: str | None) -> LibraryButton | None:
+    """Return the :class:`LibraryButton` encoded in ``data``, or ``None`` when it is not one."""
+    match = _LIBRARY_DATA.fullmatch(data or "")
+    if not match:
+        return None
+    return LibraryButton("use" if match.group(1) == "u" else "page", int(match.group(2)))
 
 
 # --- splitting ---------------------------------------------------------------------------------------

@@ -37,8 +37,9 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 T = TypeVar("T")
 
@@ -281,6 +282,10 @@ class FakeTelegram:
         self.commands: list[dict[str, str]] | None = None
         self.webhook: dict[str, Any] | None = None
         self.deliveries: list[tuple[int, int]] = []  # (update_id, HTTP status of the webhook)
+        self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, content)
+        self.downloads: list[str] = []  # file paths the bot downloaded from /file/bot<token>/
+        self.group_admins: dict[int, dict[int, str]] = {}  # chat id -> {user id: "creator" | "administrator"}
+        self._next_file = itertools.count(1)
         self._cond = threading.Condition()
         self._updates: list[dict[str, Any]] = []
         self._next_update = itertools.count(1)
@@ -403,10 +408,32 @@ class FakeTelegram:
         voice = {"file_id": "AwAD-voice", "file_unique_id": "vo1", "duration": 3}
         return self._user_message(chat, user, {"voice": voice}, None)
 
-    def send_document(self, chat: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
-        """A user sends a file."""
-        document = {"file_id": "BQAD-doc", "file_unique_id": "do1", "file_name": "notes.pdf"}
-        return self._user_message(chat, user, {"document": document}, None)
+    def send_document(
+        self,
+        chat: dict[str, Any],
+        user: dict[str, Any],
+        name: str = "notes.pdf",
+        content: bytes = b"%PDF-1.4 not really",
+        caption: str | None = None,
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        """A user sends a file ``name`` holding ``content`` (``size`` overrides the size Telegram reports);
+        the bot may fetch it with getFile and the file endpoint."""
+        with self._cond:
+            number = next(self._next_file)
+            file_id = f"BQAD-doc{number}"
+            self.files[file_id] = (f"documents/file_{number}{Path(name).suffix}", content)
+        document = {"file_id": file_id, "file_unique_id": f"do{number}", "file_name": name}
+        document["file_size"] = len(content) if size is None else size
+        extra: dict[str, Any] = {"document": document}
+        if caption:
+            extra.update(caption=caption, caption_entities=_entities(caption))
+        return self._user_message(chat, user, extra, None)
+
+    def make_admin(self, chat: dict[str, Any], user: dict[str, Any], status: str = "administrator") -> None:
+        """Make ``user`` an administrator (or ``"creator"``) of the group ``chat``."""
+        with self._cond:
+            self.group_admins.setdefault(chat["id"], {})[user["id"]] = status
 
     def press(self, message: BotMessage, label: str, user: dict[str, Any] | None = None) -> str:
         """A user presses the button ``label`` under ``message`` (as it is now); return the query id."""
@@ -681,6 +708,40 @@ class FakeTelegram:
             self.callback_answers[query_id] = answer
         return True
 
+    def _api_getfile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(params.get("file_id"))
+        if file_id not in self.files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        path, content = self.files[file_id]
+        return {"file_id": file_id, "file_unique_id": f"u-{file_id}", "file_size": len(content), "file_path": path}
+
+    def download(self, token: str, path: str) -> bytes | None:
+        """Serve ``/file/bot<token>/<path>``: the file's bytes, or ``None`` for a wrong token or path."""
+        with self._cond:
+            if token != self.token:
+                return None
+            self.downloads.append(path)
+            return next((content for p, content in self.files.values() if p == path), None)
+
+    def _member(self, chat_id: int, user_id: int) -> dict[str, Any]:
+        status = self.group_admins.get(chat_id, {}).get(user_id, "member")
+        member: dict[str, Any] = {"status": status, "user": self.user(user_id)}
+        if status == "administrator":
+            member.update(can_be_edited=False, is_anonymous=False, can_manage_chat=True, can_delete_messages=True)
+            member.update(can_manage_video_chats=True, can_restrict_members=True, can_promote_members=False)
+            member.update(can_change_info=True, can_invite_users=True, can_post_stories=False)
+            member.update(can_edit_stories=False, can_delete_stories=False)
+        elif status == "creator":
+            member.update(is_anonymous=False)
+        return member
+
+    def _api_getchatmember(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._member(self._chat_id(params), int(params["user_id"]))
+
+    def _api_getchatadministrators(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        chat_id = self._chat_id(params)
+        return [self._member(chat_id, user_id) for user_id in self.group_admins.get(chat_id, {})]
+
     def _api_sendchataction(self, params: dict[str, Any]) -> bool:
         with self._cond:
             self._chat_id(params)
@@ -887,6 +948,15 @@ class _Handler(BaseHTTPRequestHandler):
         elif raw:
             pairs.update(parse_qsl(raw.decode()))
         params = {k: _decode(k, v) for k, v in pairs.items()}
+        download = re.fullmatch(r"/file/bot([^/]*)/(.+)", unquote(url.path))  # clients quote the token's ":"
+        if download is not None:
+            content = fake.download(download.group(1), download.group(2))
+            self.send_response(200 if content is not None else 404)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(content or b"")))
+            self.end_headers()
+            self.wfile.write(content or b"")
+            return
         match = re.fullmatch(r"/bot([^/]*)/(\w+)", url.path)
         if match is None:
             status, body = 404, {"ok": False, "error_code": 404, "description": "Not Found"}

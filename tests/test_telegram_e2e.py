@@ -19,9 +19,10 @@ import pytest
 from fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault, parse_html
 from telegram_harness import BotProcess, run_load
 
-from bot.telegram_format import Button, answer_buttons
-from index.answer import answer
-from index.retrieve import Retriever
+from bot.telegram_format import Button, answer_buttons, decode_button
+from index.answer import ArticleRef, Passage, answer
+from index.library import ArticleData
+from index.retrieve import Searcher
 
 SEED_TITLE = "Turkey launches 'limited' operation to retake Idlib towns"
 SEED_QUESTIONS = Path(__file__).resolve().parent.parent / "benchmarks" / "seed_questions.json"
@@ -69,19 +70,19 @@ def _answered(server: FakeTelegram, query_id: str) -> dict:
 
 
 def test_command_menu_is_set_at_start_up(bot: BotProcess, server: FakeTelegram) -> None:
-    assert [c["command"] for c in server.commands or []] == ["start", "help", "source", "ask"]
+    assert [c["command"] for c in server.commands or []] == ["start", "help", "articles", "use", "ask"]
     assert server.calls_to("deleteWebhook")  # polling starts by making sure no webhook is set
 
 
 def test_start_names_the_article_and_suggests_questions_it_answers(
-    bot: BotProcess, server: FakeTelegram, seed_retriever: Retriever
+    bot: BotProcess, server: FakeTelegram, seed_searcher: Searcher
 ) -> None:
     _, reply = _ask(server, "/start")
     assert f"“{SEED_TITLE}”" in reply.text
     examples = [line[2:] for line in reply.text.splitlines() if line.startswith("• ")]
     assert 2 <= len(examples) <= 3
     for example in examples:
-        assert answer(seed_retriever, example).found, example
+        assert answer(seed_searcher, example).found, example
 
 
 def test_help_and_source(bot: BotProcess, server: FakeTelegram) -> None:
@@ -119,9 +120,9 @@ def test_more_context_shows_the_neighbouring_paragraphs(bot: BotProcess, server:
     assert len(bold) == 1 and "the M4 and M5" in bold[0]  # the answering sentence is still marked
 
 
-def test_next_match_pages_through_the_passages(bot: BotProcess, server: FakeTelegram, seed_retriever) -> None:
+def test_next_match_pages_through_the_passages(bot: BotProcess, server: FakeTelegram, seed_searcher) -> None:
     question = "Which two roads meet at Saraqeb?"
-    expected = answer(seed_retriever, question, k=3).passages
+    expected = answer(seed_searcher, question, k=3).passages
     _, reply = _ask(server, question)
     for rank in (1, 2):
         query = server.press(reply, "Next match")
@@ -134,9 +135,9 @@ def test_next_match_pages_through_the_passages(bot: BotProcess, server: FakeTele
     assert set(server.current(reply).buttons) == {"More context", "Next match"}
 
 
-def test_not_in_the_article_then_the_closest_passage(bot: BotProcess, server: FakeTelegram, seed_retriever) -> None:
+def test_not_in_the_article_then_the_closest_passage(bot: BotProcess, server: FakeTelegram, seed_searcher) -> None:
     question = "How do I bake sourdough bread?"
-    nearest = answer(seed_retriever, question).passages[0]
+    nearest = answer(seed_searcher, question).passages[0]
     _, reply = _ask(server, question)
     assert reply.text == "The article does not answer that."
     assert list(reply.buttons) == ["Show closest passage"]
@@ -151,28 +152,33 @@ def test_not_in_the_article_then_the_closest_passage(bot: BotProcess, server: Fa
 
 def test_stale_buttons_get_a_polite_answer(bot: BotProcess, server: FakeTelegram) -> None:
     _, reply = _ask(server, "Who denied the claim?")
+    real = decode_button(reply.buttons["More context"])
+    assert real is not None
     answers = {}
     for name, data in {
         "garbage": "definitely-not-ours",
-        "other article": Button("next", "00000000", rank=1).encode(),
-        "out of range": Button("context", reply.buttons["More context"].split(":")[1], paragraph=99).encode(),
+        "other version": Button("next", real.article, "00000000", rank=1).encode(),
+        "no such article": Button("next", 999_999, real.fingerprint, rank=1).encode(),
+        "out of range": Button("context", real.article, real.fingerprint, paragraph=99).encode(),
     }.items():
         answers[name] = _answered(server, server.press_data(reply.chat_id, reply.message_id, data))["text"]
     assert answers == {
         "garbage": "This button no longer works. Please ask the question again.",
-        "other article": "This button belongs to an older version of the article. Please ask the question again.",
+        "other version": "This button belongs to an older version of the article. Please ask the question again.",
+        "no such article": "The article of this button is no longer in the library. Please ask the question again.",
         "out of range": "This button no longer works. Please ask the question again.",
     }
     assert not server.current(reply).edits and not server.replies_to(reply.chat_id, reply.message_id)
 
 
-def test_buttons_work_without_any_memory_of_the_message(bot: BotProcess, server: FakeTelegram, seed) -> None:
-    """A button on a message from before a restart: everything it needs is in its data and the message."""
+def test_buttons_work_without_any_memory_of_the_message(
+    bot: BotProcess, server: FakeTelegram, seed_data: ArticleData
+) -> None:
+    """A button on a message the bot has no record of: what it needs is in its data and the message."""
     user, chat = _person(server)
     question = server.send_text(chat, user, "Who withdrew from Nayrab?")
     server.wait_reply(question)
-    fingerprint = seed.fingerprint[:8]
-    first = answer_buttons(fingerprint, _fake_passage(seed, 8))
+    first = answer_buttons(_fake_passage(seed_data, 8))
     markup = {"inline_keyboard": [[{"text": label, "callback_data": data} for label, data in first]]}
     old = server.add_bot_message(chat, "an answer from yesterday", question["message_id"], markup)
     query = server.press(old, "Next match")
@@ -181,11 +187,10 @@ def test_buttons_work_without_any_memory_of_the_message(bot: BotProcess, server:
     assert edited.text.endswith("· match 2")
 
 
-def _fake_passage(article, paragraph: int):
-    from index.answer import Passage
-
-    start, end = article.paragraphs[paragraph - 1]
-    return Passage(article.text[start:end], paragraph, len(article.paragraphs), 1.0, (), start, end)
+def _fake_passage(data: ArticleData, paragraph: int) -> Passage:
+    start, end = data.paragraphs[paragraph - 1]
+    ref = ArticleRef.of(data.record)
+    return Passage(data.text[start:end], paragraph, len(data.paragraphs), 1.0, (), start, end, ref)
 
 
 def test_groups_only_when_mentioned_replied_to_or_asked(bot: BotProcess, server: FakeTelegram) -> None:
@@ -219,11 +224,15 @@ def test_non_text_messages_get_one_line(bot: BotProcess, server: FakeTelegram) -
         server.send_sticker(chat, user),
         server.send_photo(chat, user),
         server.send_voice(chat, user),
-        server.send_document(chat, user),
     ]
     for message in sent:
         replies = server.wait_reply(message)
         assert [r.text for r in replies] == ["Please send me a text question; I can only read text."]
+    document = server.send_document(chat, user)  # not an admin: a polite no, and nothing is downloaded
+    assert [r.text for r in server.wait_reply(document)] == [
+        "Sorry, only the bot's admins can add articles. Please send me a text question instead."
+    ]
+    assert not server.calls_to("getFile")
 
 
 def test_unusable_questions_get_one_line(bot: BotProcess, server: FakeTelegram) -> None:
@@ -249,7 +258,7 @@ def test_inline_mode_offers_the_top_quotes(bot: BotProcess, server: FakeTelegram
     top = results[0]["input_message_content"]
     assert top["parse_mode"] == "HTML"
     assert "the M4 and M5" in parse_html(top["message_text"]) and "paragraph 9 of 20" in top["message_text"]
-    assert results[0]["description"] == "paragraph 9 of 20"
+    assert results[0]["description"] == f"{SEED_TITLE} · paragraph 9 of 20"  # names its article
     off_topic = server.inline(user, "How do I bake sourdough bread?")
     assert server.wait_for(lambda: server.inline_answers.get(off_topic), 30)["results"] == []
 

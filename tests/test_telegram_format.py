@@ -9,14 +9,19 @@ import pytest
 from fake_telegram import ApiError, parse_html
 
 from bot.telegram_format import (
+    ARTICLES_PER_PAGE,
     MAX_CALLBACK_DATA,
     MAX_MESSAGE,
     Button,
+    LibraryButton,
     answer_buttons,
     answer_html,
+    article_html,
+    articles_page,
     closest_buttons,
     context_html,
     decode_button,
+    decode_library_button,
     entity_text,
     example_candidates,
     greeting_html,
@@ -24,18 +29,60 @@ from bot.telegram_format import (
     passage_html,
     question_text,
     quote_html,
+    scope_html,
     source_html,
     split_html,
     utf16_len,
 )
-from index.answer import MAX_K, Passage
+from index.answer import MAX_K, ArticleRef, Passage
+from index.catalog import ArticleRecord
 from index.ingest import article_from_paragraphs
 
 NASTY = "Tom & Jerry said <b>hi</b> & <script>x</script>, a<b, \"quoted\" 'single' &amp; &lt;done&gt; 😀."
 
 
-def _passage(text: str, highlight: tuple[tuple[int, int], ...] = (), paragraph: int = 4, paragraphs: int = 21):
-    return Passage(text, paragraph, paragraphs, 0.9, highlight, 0, len(text))
+REF = ArticleRef(7, "Harbour news", "/srv/harbour.txt", fingerprint="0123abcd" + "0" * 56)
+FP = "0123abcd"
+
+
+def _passage(
+    text: str,
+    highlight: tuple[tuple[int, int], ...] = (),
+    paragraph: int = 4,
+    paragraphs: int = 21,
+    article: ArticleRef = REF,
+    page: int | None = None,
+) -> Passage:
+    return Passage(text, paragraph, paragraphs, 0.9, highlight, 0, len(text), article, page)
+
+
+def _record(id: int = 3, title: str = "R&D <weekly>", **changes: object) -> ArticleRecord:
+    fields: dict = dict(
+        id=id,
+        key=id,
+        source="/srv/a/r&d.txt",
+        fingerprint="f" * 64,
+        title=title,
+        date=None,
+        url=None,
+        site=None,
+        author=None,
+        kind="text",
+        paragraphs=1,
+        sentences=1,
+        words=4,
+        chars=20,
+        added_at="2026-11-26T10:00:00Z",
+        fetched_at=None,
+        etag=None,
+        last_modified=None,
+        feed=None,
+        vectors_sha256="0" * 64,
+        background_mean=0.0,
+        background_std=0.0,
+    )
+    fields.update(changes)
+    return ArticleRecord(**fields)
 
 
 def _bold(markup: str) -> list[str]:
@@ -55,11 +102,31 @@ def test_quote_escapes_everything_and_bolds_the_sentence() -> None:
     assert markup.startswith("<blockquote>") and markup.endswith("</blockquote>")
 
 
-def test_passage_shows_the_position_after_the_quote() -> None:
+def test_passage_names_its_article_and_position_after_the_quote() -> None:
     markup = passage_html(_passage("One. Two.", ((5, 9),)))
-    assert parse_html(markup) == "One. Two.\nparagraph 4 of 21"
-    assert markup.endswith("\n<i>paragraph 4 of 21</i>")
+    assert parse_html(markup) == "One. Two.\n“Harbour news”, paragraph 4 of 21"
+    assert markup.endswith("\n“Harbour news”, <i>paragraph 4 of 21</i>")
     assert parse_html(passage_html(_passage("One."), rank=2)).endswith("paragraph 4 of 21 · match 3")
+    pdf = parse_html(passage_html(_passage("One.", page=3)))
+    assert pdf.endswith("paragraph 4 of 21, page 3")
+
+
+def test_an_article_with_a_url_is_a_link_and_its_date_is_shown() -> None:
+    ref = ArticleRef(
+        2,
+        'Ports & "quays" <today>',
+        "https://news.example/a?x=1&y=2",
+        "2 May 2024",
+        url='https://news.example/a?x=1&y="2"',
+    )
+    markup = article_html(ref)
+    assert markup == (
+        '<a href="https://news.example/a?x=1&amp;y=&quot;2&quot;">“Ports &amp; &quot;quays&quot; &lt;today&gt;”</a>'
+        " (2 May 2024)"
+    )
+    assert parse_html(markup) == '“Ports & "quays" <today>” (2 May 2024)'
+    unsafe = ArticleRef(2, "T", "x", url="javascript:alert(1)")
+    assert "<a" not in article_html(unsafe)  # only web addresses become links
 
 
 def test_answer_found_nearest_and_not_found() -> None:
@@ -110,7 +177,7 @@ def test_long_quotes_split_on_sentences_into_valid_parts(seed: int) -> None:
         shown.append(visible)
     for visible in shown[:-1]:
         assert visible.rstrip().endswith(".")  # cut at a sentence end
-    assert _flat(" ".join(shown)) == _flat(f"{text}\nparagraph 4 of 21")
+    assert _flat(" ".join(shown)) == _flat(f"{text}\n“Harbour news”, paragraph 4 of 21")
     bold = [b for part in parts for b in _bold(part)]
     assert _flat(" ".join(bold)) == _flat(text[start:end])
     assert parts[-1].endswith("<i>paragraph 4 of 21</i>")
@@ -154,9 +221,9 @@ def test_inline_result_fits_one_message_and_keeps_the_answer() -> None:
 
 def test_buttons_round_trip_and_fit_telegram() -> None:
     for button in (
-        Button("next", "0123abcd", rank=MAX_K - 1),
-        Button("context", "0123abcd", paragraph=999_999_999, start=999_999_998, end=999_999_999),
-        Button("closest", "0123abcd", paragraph=3, start=0, end=0),
+        Button("next", 999_999_999, "0123abcd", rank=MAX_K - 1),
+        Button("context", 999_999_999, "0123abcd", paragraph=999_999_999, start=999_999_998, end=999_999_999),
+        Button("closest", 1, "0123abcd", paragraph=3, start=0, end=0),
     ):
         data = button.encode()
         assert len(data.encode()) <= MAX_CALLBACK_DATA
@@ -164,7 +231,22 @@ def test_buttons_round_trip_and_fit_telegram() -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [None, "", "zz", "n:0123abcd", "n:0123abcd:1:2", "c:0123abcd:1", "q:0123abcd:1", "n:XYZ:1"]
+    "data",
+    [
+        None,
+        "",
+        "zz",
+        "n:0123abcd:1",
+        "n:1:0123abcd",
+        "n:1:0123abcd:1:2",
+        "c:1:0123abcd:1",
+        "q:1:0123abcd:1",
+        "n:1:XYZ:1",
+        "n:x:0123abcd:1",
+        "c:-1:0123abcd:1:0:0",
+        "u:1",
+        "p:0",
+    ],
 )
 def test_unknown_button_data_is_not_ours(data: str | None) -> None:
     assert decode_button(data) is None
@@ -172,13 +254,20 @@ def test_unknown_button_data_is_not_ours(data: str | None) -> None:
 
 def test_answer_buttons() -> None:
     passage = _passage("Text.", ((0, 5),), paragraph=3, paragraphs=5)
-    labels = dict(answer_buttons("0123abcd", passage))
+    labels = dict(answer_buttons(passage))
     assert set(labels) == {"More context", "Next match"}
-    assert decode_button(labels["Next match"]) == Button("next", "0123abcd", rank=1)
-    assert decode_button(labels["More context"]) == Button("context", "0123abcd", paragraph=3, start=0, end=5)
-    assert [label for label, _ in answer_buttons("0123abcd", passage, rank=4)] == ["More context"]  # nothing after
-    assert [label for label, _ in closest_buttons("0123abcd", passage)] == ["Show closest passage"]
-    assert closest_buttons("0123abcd", None) == []
+    assert decode_button(labels["Next match"]) == Button("next", 7, FP, rank=1)
+    assert decode_button(labels["More context"]) == Button("context", 7, FP, paragraph=3, start=0, end=5)
+    assert [label for label, _ in answer_buttons(passage, rank=MAX_K - 1)] == ["More context"]  # nothing after
+    assert [label for label, _ in closest_buttons(passage)] == ["Show closest passage"]
+    assert closest_buttons(None) == []
+
+
+def test_library_buttons_round_trip() -> None:
+    for button in (LibraryButton("use", 0), LibraryButton("use", 999_999_999), LibraryButton("page", 3)):
+        assert decode_library_button(button.encode()) == button
+    for data in ("u:", "u:x", "p:-1", "u:1:2", "n:1:0123abcd:1", None):
+        assert decode_library_button(data) is None
 
 
 @pytest.mark.parametrize(
@@ -213,11 +302,25 @@ def test_example_candidates_name_what_the_article_mentions_most() -> None:
 
 
 def test_greeting_and_source_escape_the_title() -> None:
-    article = article_from_paragraphs(["Body <text> & more."], title="R&D <weekly>", source="/srv/a/r&d.txt")
-    greeting = parse_html(greeting_html(article, ["Who <won>?"]))
+    record = _record()
+    greeting = parse_html(greeting_html([record], ["Who <won>?"]))
     assert "“R&D <weekly>”" in greeting and "• Who <won>?" in greeting
-    source = parse_html(source_html(article))
+    assert "the 2 articles of my library" in parse_html(greeting_html([record, _record(4)], []))
+    source = parse_html(source_html(record))
     assert source == "R&D <weekly>\n1 paragraph, 4 words\nFrom: r&d.txt"
+
+
+def test_articles_are_listed_a_page_at_a_time_and_the_scope_is_marked() -> None:
+    records = [_record(n, f"Story <{n}>", date="1 May", url=f"https://x.example/{n}") for n in range(1, 20)]
+    text, page = articles_page(records, 1, scope=(ARTICLES_PER_PAGE + 2,))
+    shown = parse_html(text)
+    assert page == 1 and f"page 2 of {-(-19 // ARTICLES_PER_PAGE)}" in shown
+    assert f"{ARTICLES_PER_PAGE + 1}. “Story <{ARTICLES_PER_PAGE + 1}>” (1 May)" in shown
+    assert f"“Story <{ARTICLES_PER_PAGE + 2}>” (1 May): 1 paragraph, 4 words ✓" in shown
+    assert "Story <1>" not in shown
+    assert articles_page(records, 99, None)[1] == 2  # clamped to the last page
+    assert parse_html(scope_html(None, 19)) == "This chat asks the whole library (19 articles)."
+    assert "only: 3 “R&D <weekly>”" in parse_html(scope_html([_record()], 19))
 
 
 def test_the_fake_server_refuses_what_telegram_refuses() -> None:
@@ -232,13 +335,13 @@ def test_the_fake_server_refuses_what_telegram_refuses() -> None:
         assert reason in info.value.description
 
 
-@pytest.mark.parametrize("data", ["n:0123abcd:0", "n:0123abcd:20", "n:0123abcd:21", "n:0123abcd:999999999"])
+@pytest.mark.parametrize("data", ["n:1:0123abcd:0", "n:1:0123abcd:20", "n:1:0123abcd:21", "n:1:0123abcd:999999999"])
 def test_next_match_data_with_a_rank_out_of_range_is_not_a_button(data: str) -> None:
     assert decode_button(data) is None
 
 
 def test_next_match_data_in_range_is_a_button() -> None:
-    assert decode_button("n:0123abcd:19") == Button("next", "0123abcd", rank=19)
+    assert decode_button("n:5:0123abcd:19") == Button("next", 5, "0123abcd", rank=19)
 
 
 def test_entity_text_reads_utf16_offsets_and_refuses_a_cut_surrogate_pair() -> None:

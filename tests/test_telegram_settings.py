@@ -83,3 +83,19 @@ def test_bad_hardening_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(CitebotError, match="from") as info:
         Settings.from_env({name: value}, env_file=None)
     assert str(info.value).startswith(f"{name}=")
+
+
+def test_admins_are_nobody_by_default_and_read_as_user_ids() -> None:
+    assert Settings.from_env({}, env_file=None).telegram_admins == frozenset()
+    assert Settings.from_env({"TELEGRAM_ADMINS": ""}, env_file=None).telegram_admins == frozenset()
+    s = Settings.from_env({"TELEGRAM_ADMINS": "11111111, 22222222"}, env_file=None)
+    assert s.telegram_admins == frozenset({11111111, 22222222})
+
+
+@pytest.mark.parametrize("value", ["alice", "12,bob", "-5", "0"])
+def test_bad_admins_are_one_line_naming_the_variable(value: str) -> None:
+    with pytest.raises(CitebotError) as info:
+        Settings.from_env({"TELEGRAM_ADMINS": value}, env_file=None)
+    message = str(info.value)
+    assert message.startswith(f"TELEGRAM_ADMINS={value!r} is not valid: expected one or more numeric Telegram user ids")
+    assert "\n" not in message

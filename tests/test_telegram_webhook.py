@@ -81,7 +81,7 @@ def test_the_webhook_is_registered_with_its_secret(bot: BotProcess, server: Fake
     call = server.calls_to("setWebhook")[-1]
     assert call.params["allowed_updates"] == ["message", "callback_query", "inline_query"]
     assert not server.calls_to("getUpdates")  # no polling in webhook mode
-    assert [c["command"] for c in server.commands or []] == ["start", "help", "source", "ask"]
+    assert [c["command"] for c in server.commands or []] == ["start", "help", "articles", "use", "ask"]
 
 
 def test_updates_pushed_to_the_webhook_are_answered(bot: BotProcess, server: FakeTelegram) -> None:

@@ -22,7 +22,7 @@ import pytest
 from fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
 from telegram_harness import BotProcess, ask_and_time, free_port
 
-from bot.telegram_format import Button
+from bot.telegram_format import Button, decode_button
 from index.ingest import Article
 
 SORRY = "Sorry, something went wrong while answering. Please try again."
@@ -117,15 +117,37 @@ def test_an_update_that_cannot_be_parsed_is_skipped_once_and_the_others_answered
 
 def test_forged_next_match_ranks_get_the_stale_answer(bot: BotProcess, server: FakeTelegram, seed: Article) -> None:
     _, reply = _ask(server)
-    fingerprint = seed.fingerprint[:8]
+    real = decode_button(reply.buttons["More context"])
+    assert real is not None and real.fingerprint == seed.fingerprint[:8]
     for rank in (20, 21, 999_999_999, 0):
-        data = Button("next", fingerprint, rank=rank).encode()
+        data = Button("next", real.article, real.fingerprint, rank=rank).encode()
         presser = server.user(next(_ids), "Presser")  # one press each: none is over the per-user limit
         query = server.press_data(reply.chat_id, reply.message_id, data, presser)
         answered = server.wait_for(lambda q=query: server.callback_answers.get(q), 30, f"an answer to rank {rank}")
         assert answered["text"] == STALE, rank
     assert not server.current(reply).edits
     assert "must be from 1 to" not in bot.stderr
+
+
+def test_forged_library_buttons_are_checked_on_every_press(bot: BotProcess, server: FakeTelegram) -> None:
+    """Scope buttons carry only an id: an unknown one is refused, and in a group only administrators may press."""
+    _, reply = _ask(server)
+    server.press_data(reply.chat_id, reply.message_id, "u:424242")
+    said = server.wait_for(lambda: server.replies_to(reply.chat_id, reply.message_id), 30, "the refusal")[0]
+    assert said.text.startswith("No article with id 424242 in the library (ids: 1).")
+    group = server.group_chat(-100_500_009)
+    member = server.user(next(_ids), "Member")
+    asked = server.send_text(group, member, f"/ask {QUESTION}")
+    answer = server.wait_reply(asked)[0]
+    for data in ("u:1", "u:0"):
+        query = server.press_data(group["id"], answer.message_id, data, member)
+        toast = server.wait_for(lambda q=query: server.callback_answers.get(q), 30, "the toast")["text"]
+        assert toast == "Only this group's administrators can change which articles it asks."
+    assert server.calls_to("getChatMember")  # asked of Telegram at each press
+    assert not server.replies_to(group["id"], answer.message_id)
+    other = server.user(next(_ids), "Other")  # the member has used up the module's short per-user burst
+    scope = server.wait_reply(server.send_text(group, other, "/use"))[0]
+    assert scope.text == "This chat asks the whole library (1 article)."
 
 
 def test_a_mention_entity_inside_a_surrogate_pair_is_no_mention(bot: BotProcess, server: FakeTelegram) -> None:
