@@ -33,6 +33,7 @@ from bot.telegram_format import (
     question_text,
     short,
     source_html,
+    uncertain_html,
 )
 from bot.telegram_state import BotState, acknowledge, addressed, bot_state, describe, edit, send
 from index.answer import ArticleRef, Passage, clean_question, not_found
@@ -160,6 +161,8 @@ async def answer_question(message: Message, context: ContextTypes.DEFAULT_TYPE, 
     passage = result.passages[0] if result.passages else None
     if result.found and passage is not None:
         sent = await send(message, answer_html(passage, found=True), answer_buttons(passage))
+    elif result.verdict == "uncertain" and passage is not None:  # shown honestly: the closest passage, as such
+        sent = await send(message, uncertain_html(passage, result.uncertain), answer_buttons(passage))
     else:
         sent = await send(message, html.escape(result.not_found), closest_buttons(passage))
     if sent is not None and passage is not None:

@@ -78,6 +78,12 @@ def passage_html(passage: Passage, rank: int = 0) -> str:
     return f"{quote_html(passage.text, passage.highlight)}\n{place_html(passage, rank)}"
 
 
+def uncertain_html(passage: Passage, line: str) -> str:
+    """Return the reply when the articles may not answer: ``line`` ("... may not answer this; the closest ...") and
+    the passage, quoted as the closest text, not as an answer."""
+    return f"{html.escape(line)}\n{passage_html(passage)}"
+
+
 def answer_html(passage: Passage | None, found: bool, rank: int = 0, not_found: str = NOT_FOUND) -> str:
     """Return the reply for a question: the passage at ``rank``, or the ``not_found`` line.
 

@@ -61,7 +61,15 @@ class BotState:
     async def ask(self, question: str, k: int = 1, scope: Sequence[int] | None = None) -> Answer:
         """Answer ``question`` with ``k`` passages from ``scope`` (``None``: the whole library)."""
         searcher = self.ready
-        job = partial(answer, searcher, question, k=k, min_score=self.settings.min_score, scope=scope)
+        job = partial(
+            answer,
+            searcher,
+            question,
+            k=k,
+            min_score=self.settings.min_score,
+            scope=scope,
+            uncertain_score=self.settings.uncertain_score,
+        )
         return await self.search(job)
 
     async def records(self, ids: Sequence[int] | None = None) -> list[ArticleRecord]:
