@@ -157,6 +157,11 @@ class ArticleData:
         return Article(self.text, self.paragraphs, r.title, r.date, r.source, r.fingerprint)
 
 
+def background_ok(mean: float, std: float) -> bool:
+    """Return whether a stored background is possible: a finite mean cosine in [-1, 1] and spread in [0, 1]."""
+    return math.isfinite(mean) and math.isfinite(std) and -1.0 <= mean <= 1.0 and 0.0 <= std <= 1.0
+
+
 def _identity(record: ArticleRecord) -> tuple[str, float, float]:
     """What must match for an article's loaded vectors and background to be current."""
     return (record.vectors_sha256, record.background_mean, record.background_std)
@@ -252,12 +257,7 @@ class LibraryIndex:
             self._last_term = max(self._last_term, term_id)
 
     def _load(self, record: ArticleRecord) -> ArticleData:
-        if not (
-            math.isfinite(record.background_mean)
-            and math.isfinite(record.background_std)
-            and -1.0 <= record.background_mean <= 1.0
-            and 0.0 <= record.background_std <= 1.0
-        ):
+        if not background_ok(record.background_mean, record.background_std):
             raise IndexCorruptError(f"background {record.background_mean}, {record.background_std} is out of range")
         stored = self.library.catalog.text(record.key)
         vectors = self.library.load_vectors(record)
@@ -277,6 +277,15 @@ class LibraryIndex:
             background=Background(record.background_mean, record.background_std),
             window=self.library.config.window,
         )
+
+    def _load_one(self, record: ArticleRecord) -> ArticleData | None:
+        """Load ``record``'s data, embedding it again (one warning) when its stored vectors are damaged."""
+        try:
+            return self._load(record)
+        except IndexCorruptError as exc:
+            log.warning("the index of article %s is damaged (%s); embedding it again", record.id, exc)
+            repaired = self.library.repair(record, self.embedder)
+            return self._load(repaired) if repaired is not None else None
 
     def _place(self, loaded: list[ArticleData]) -> None:
         """Give ``loaded`` global paragraph numbers, add their words to the postings and the frequencies."""
@@ -349,36 +358,30 @@ class LibraryIndex:
             self._drop(key)
         if new:
             self._load_vocabulary()
+            limit = self.library.config.exact_limit
+            incoming = sum(records[k].sentences for k in new)
+            if self.vectors.kind == "exact" and self.vectors.total + incoming > limit:
+                # Crossing to the IVF index: train it on a sample, drawn from the files without reading them whole.
+                everything = {k: d.vectors for k, d in self.articles.items()}
+                for key in new:
+                    with contextlib.suppress(IndexCorruptError):
+                        everything[key] = self.library.load_vectors(records[key], mapped=True)
+                self.vectors = VectorIndex.build(self.dimension, everything, exact_limit=limit, add=False)
+                for key, data in self.articles.items():
+                    self.vectors.add(key, data.vectors)
             loaded = {}
             for key in sorted(new):
-                record = records.get(key)
-                if record is None:  # removed while we read
+                data = self._load_one(records[key])
+                if data is None:
                     continue
-                try:
-                    loaded[key] = self._load(record)
-                except IndexCorruptError as exc:
-                    log.warning("the index of article %s is damaged (%s); embedding it again", record.id, exc)
-                    repaired = self.library.repair(record, self.embedder)
-                    if repaired is not None:
-                        loaded[key] = self._load(repaired)
-            first = not self.articles
+                self.vectors.add(key, data.vectors)
+                if self.library.directory is not None:
+                    # faiss has its own copy now: keep the vectors mapped from their file rather than in memory.
+                    with contextlib.suppress(IndexCorruptError):
+                        data.vectors = self.library.load_vectors(data.record, mapped=True)
+                loaded[key] = data
             self.articles.update(loaded)
             self._place(list(loaded.values()))
-            if first and len(self.articles) == len(loaded):
-                self.vectors = VectorIndex.build(
-                    self.dimension,
-                    {k: d.vectors for k, d in self.articles.items()},
-                    exact_limit=self.library.config.exact_limit,
-                )
-            else:
-                for key, data in loaded.items():
-                    self.vectors.add(key, data.vectors)
-                if self.vectors.kind == "exact" and self.vectors.total > self.library.config.exact_limit:
-                    self.vectors = VectorIndex.build(
-                        self.dimension,
-                        {k: d.vectors for k, d in self.articles.items()},
-                        exact_limit=self.library.config.exact_limit,
-                    )
         if gone and self.alive.size and self.alive.sum() < 0.5 * self.alive.size:
             self._rebuild_numbers()
         self.generation = generation
@@ -526,11 +529,11 @@ class Library:
         assert self.directory is not None
         return self.directory / VECTORS / f"{key}.npy"
 
-    def load_vectors(self, record: ArticleRecord) -> np.ndarray:
-        """Return the sentence vectors of ``record``, checked against the catalog."""
+    def load_vectors(self, record: ArticleRecord, mapped: bool = False) -> np.ndarray:
+        """Return the sentence vectors of ``record``, checked against the catalog (memory-mapped if ``mapped``)."""
         if self.directory is None:
             return self._memory_vectors[record.key]
-        return load_vectors(self._vector_path(record.key), record.vectors_sha256, record.sentences)
+        return load_vectors(self._vector_path(record.key), record.vectors_sha256, record.sentences, mapped=mapped)
 
     def changed_stamp(self) -> tuple[int, int, int] | None:
         """Return the identity of ``library.changed`` as ``stat`` sees it (``None`` in memory or when absent)."""
@@ -672,7 +675,8 @@ class Library:
                 self.catalog.bump()
 
     def repair(self, record: ArticleRecord, embedder: Embedder) -> ArticleRecord | None:
-        """Embed ``record`` again from its stored text after its vector file was found damaged.
+        """Mend ``record`` after its vectors or its background were found damaged: embed it again from its stored
+        text when the vectors are bad, and measure its background again.
 
         Returns the record as it now stands, or ``None`` when it was removed meanwhile.
         """
@@ -680,13 +684,16 @@ class Library:
             current = self.catalog.record(record.id)
             if current is None or current.key != record.key:
                 return current
-            with contextlib.suppress(IndexCorruptError):
-                self.load_vectors(current)
-                return current  # another process repaired it first
             stored = self.catalog.text(current.key)
-            texts = [stored.text[int(a) : int(b)] for _, a, b in stored.sentences]
-            vectors = embedder.encode(texts, batch_size=self.config.batch_size)
-            sha = self._write_vectors(current.key, vectors)
+            try:
+                vectors = self.load_vectors(current)
+                sha = current.vectors_sha256
+            except IndexCorruptError:
+                texts = [stored.text[int(a) : int(b)] for _, a, b in stored.sentences]
+                vectors = embedder.encode(texts, batch_size=self.config.batch_size)
+                sha = self._write_vectors(current.key, vectors)
+            if sha == current.vectors_sha256 and background_ok(current.background_mean, current.background_std):
+                return current  # another process repaired it first
             background = _background(vectors, stored, self.config.window, embedder)
             with self.catalog.transaction() as db:
                 db.execute(

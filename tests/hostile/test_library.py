@@ -144,7 +144,7 @@ def test_readers_keep_answering_while_a_writer_adds_and_removes(tmp_path: Path) 
         assert seen["true"] >= 20
 
 
-@pytest.mark.parametrize(("mean", "std"), [(math.nan, 0.05), (5.0, 0.05), (0.1, math.inf), (0.1, -1.0)])
+@pytest.mark.parametrize(("mean", "std"), [(-3.0, 0.05), (5.0, 0.05), (0.1, math.inf), (0.1, -1.0)])
 def test_a_tampered_background_is_damage_warned_once_and_measured_again(
     embedder: Embedder, tmp_path: Path, caplog: pytest.LogCaptureFixture, mean: float, std: float
 ) -> None:
