@@ -230,7 +230,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     if not loaded and not feeds:
         return USAGE_ERROR if failed else 0
     with err.status("Loading the model…", spinner="dots"):
-        embedder = load_embedder(settings)
+        embedder = load_embedder(settings, batch=True)
         library.ensure_ready(embedder)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as bar:
@@ -290,7 +290,7 @@ def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
         if args.verbose:
             print("nothing to refresh: the library has no web articles or feeds", file=out)
         return 0
-    embedder = load_embedder(settings)
+    embedder = load_embedder(settings, batch=True)
     refresh(library, embedder, settings.fetch, report)
     return USAGE_ERROR if failed else 0
 

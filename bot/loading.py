@@ -51,11 +51,18 @@ def _prune(cache: Path, keep: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def load_embedder(settings: Settings) -> Embedder:
-    """Load the embedding model of ``settings`` (3-6 s: torch and the weights)."""
+#: Threads for the model when ``CITEBOT_THREADS`` is not set: one for front ends that answer one question at a time
+#: (on a busy machine torch's default made one question 3x slower, forcing two 30x: ``benchmarks/threads.py``), torch's
+#: own default for adding articles (a batch of sentences is about twice as fast with both cores on an idle machine).
+QUESTION_THREADS = 1
+
+
+def load_embedder(settings: Settings, batch: bool = False) -> Embedder:
+    """Load the embedding model of ``settings`` (3-6 s: torch and the weights); ``batch`` for adding articles."""
     from index.embed import Embedder
 
-    return Embedder(settings.index.model, threads=settings.index.threads)
+    threads = settings.index.threads or (None if batch else QUESTION_THREADS)
+    return Embedder(settings.index.model, threads=threads)
 
 
 def open_searcher(settings: Settings, article_path: Path | None, embedder: Embedder | None = None) -> Searcher:
