@@ -505,6 +505,7 @@ class Library:
 
     def __init__(self, data_dir: Path | None, config: IndexConfig | None = None, readonly: bool = False) -> None:
         self.config = config or IndexConfig()
+        self._ready_for: str | None = None
         self._memory_vectors: dict[int, np.ndarray] = {}
         if data_dir is None:
             self.directory = None
@@ -613,10 +614,13 @@ class Library:
 
     def ensure_ready(self, embedder: Embedder) -> None:
         """Seed a new library with the bundled article and re-embed one made with another model."""
+        if self._ready_for == embedder.fingerprint:
+            return  # checked once per process and model: asking costs no catalog read
         model = self.catalog.get_meta("model")
         seeded = self.catalog.get_meta("seeded")
         questions = self.catalog.get_meta("background_questions")
         if model == embedder.fingerprint and seeded and questions == questions_fingerprint():
+            self._ready_for = embedder.fingerprint
             return
         with self.writing():
             model = self.catalog.get_meta("model")
@@ -636,6 +640,7 @@ class Library:
                     self._store(self.prepare(article, embedder))
                 with self.catalog.transaction():
                     self.catalog.set_meta("seeded", "1")
+        self._ready_for = embedder.fingerprint
 
     def _remeasure(self, embedder: Embedder) -> None:
         """Measure every article's background again (the background questions changed; no text is embedded)."""
