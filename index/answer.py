@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from index.catalog import ArticleRecord
+from index.catalog import ArticleRecord, article_label
 from index.clean import normalize
 from index.config import MAX_K, MIN_SCORE, UNCERTAIN_SCORE
 from index.errors import QuestionError
@@ -101,10 +101,7 @@ class ArticleRef:
     @property
     def label(self) -> str:
         """A short human name: the title, else the last part of the source."""
-        if self.title:
-            return self.title
-        tail = self.source.rstrip("/").rsplit("/", 1)[-1]
-        return tail.removeprefix("bundled:") or f"article {self.id}"
+        return article_label(self.title, self.source, self.id)
 
     def to_dict(self) -> dict[str, Any]:
         """Return ``{"id", "title", "source", "date", "url"}`` as in citebot's JSON contract."""

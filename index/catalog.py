@@ -85,6 +85,14 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+def article_label(title: str, source: str, article_id: int) -> str:
+    """Return a short human name for an article: its title, else the last part of its source, else its id."""
+    if title:
+        return title
+    tail = source.rstrip("/").rsplit("/", 1)[-1]
+    return tail.removeprefix("bundled:") or f"article {article_id}"
+
+
 @dataclass(frozen=True)
 class ArticleRecord:
     """One article of the library as the catalog lists it (no text: see :meth:`Catalog.text`).
@@ -140,10 +148,7 @@ class ArticleRecord:
     @property
     def label(self) -> str:
         """A short human name: the title, else the last part of the source."""
-        if self.title:
-            return self.title
-        tail = self.source.rstrip("/").rsplit("/", 1)[-1]
-        return tail.removeprefix("bundled:") or f"article {self.id}"
+        return article_label(self.title, self.source, self.id)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record for ``citebot list --json`` (no internal columns)."""
