@@ -62,6 +62,7 @@ def test_changed_background_questions_are_measured_again_without_embedding_the_a
     calls = []
     original = embedder.encode
     monkeypatch.setattr(embedder, "encode", lambda texts, **kw: calls.append(len(texts)) or original(texts, **kw))
-    Searcher(library, embedder).index  # noqa: B018
-    assert all(r.background_mean < 0.5 for r in library.records())  # measured again
+    reopened = Library(config.data_dir, config)  # the next citebot process, with the new questions
+    Searcher(reopened, embedder).index  # noqa: B018
+    assert all(r.background_mean < 0.5 for r in reopened.records())  # measured again
     assert calls == []  # from the stored vectors: no article text was embedded
