@@ -10,11 +10,15 @@ from rich.text import Text
 
 from index.answer import Answer, Passage
 
+#: A longer title is shortened in a passage's frame, so the site and the date still fit an 80-column terminal.
+TITLE_CHARS = 48
+
 
 def source_line(passage: Passage) -> str:
-    """Return which article a passage is from: its title, with its site and date when known."""
+    """Return which article a passage is from: its title (shortened if long), with its site and date when known."""
     article = passage.article
-    return " · ".join([article.label, *(part for part in (article.site, article.date) if part)])
+    title = article.label if len(article.label) <= TITLE_CHARS else article.label[: TITLE_CHARS - 1].rstrip() + "…"
+    return " · ".join([title, *(part for part in (article.site, article.date) if part)])
 
 
 def quote(passage: Passage, style: str = "bold yellow", dim: bool = False) -> Panel:
