@@ -279,10 +279,22 @@ class LibraryIndex:
         )
 
     def _load_one(self, record: ArticleRecord) -> ArticleData | None:
-        """Load ``record``'s data, embedding it again (one warning) when its stored vectors are damaged."""
+        """Load ``record``'s data, embedding it again (one warning) when its stored vectors are damaged.
+
+        Returns ``None`` when the article was removed or replaced by another process while it was being read
+        (the next refresh sees the change).
+        """
         try:
             return self._load(record)
+        except LibraryError:
+            current = self.library.catalog.record(record.id)
+            if current is None or current.key != record.key:
+                return None  # removed or replaced while we read
+            raise
         except IndexCorruptError as exc:
+            current = self.library.catalog.record(record.id)
+            if current is None or current.key != record.key:
+                return None
             log.warning("the index of article %s is damaged (%s); embedding it again", record.id, exc)
             repaired = self.library.repair(record, self.embedder)
             return self._load(repaired) if repaired is not None else None
