@@ -501,8 +501,11 @@ class Catalog:
         rows = self._db.execute("SELECT url, etag, last_modified FROM feeds ORDER BY url").fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
-    def set_vectors(self, article_id: int, sha256: str) -> None:
-        """Record the checksum of a re-written vector file (after re-embedding with another model)."""
+    def set_vectors(self, article_id: int, sha256: str, background_mean: float, background_std: float) -> None:
+        """Record an article's re-written vector file (its checksum) and its background, measured again."""
         with self.transaction() as db:
-            db.execute("UPDATE articles SET vectors_sha256 = ? WHERE id = ?", (sha256, article_id))
+            db.execute(
+                "UPDATE articles SET vectors_sha256 = ?, background_mean = ?, background_std = ? WHERE id = ?",
+                (sha256, background_mean, background_std, article_id),
+            )
             self.bump()

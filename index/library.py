@@ -423,10 +423,6 @@ class LibraryIndex:
         wanted = set(ids)
         return [key for key, data in self.articles.items() if data.record.id in wanted]
 
-    def term_ids(self, terms: Iterable[str]) -> np.ndarray:
-        """Return the ids of the known ``terms`` (in order, repeats kept); unknown terms are left out."""
-        return np.array([self.vocabulary[t] for t in terms if t in self.vocabulary], dtype=np.int64)
-
     def stats(self, query: np.ndarray, keys: Collection[int] | None) -> CollectionStats:
         """Return the collection statistics of the query term ids over ``keys`` (``None``: all articles)."""
         if keys is None:
@@ -663,12 +659,7 @@ class Library:
             except IndexCorruptError:
                 continue  # repaired (and measured) when it is next loaded
             background = _background(vectors, stored, self.config.window, embedder)
-            with self.catalog.transaction() as db:
-                db.execute(
-                    "UPDATE articles SET background_mean = ?, background_std = ? WHERE id = ?",
-                    (background.mean, background.std, record.id),
-                )
-                self.catalog.bump()
+            self.catalog.set_vectors(record.id, record.vectors_sha256, background.mean, background.std)
 
     def _reembed(self, embedder: Embedder, old: str) -> None:
         records = self.catalog.records()
@@ -684,12 +675,7 @@ class Library:
             vectors = embedder.encode(texts, batch_size=self.config.batch_size)
             background = _background(vectors, stored, self.config.window, embedder)
             sha = self._write_vectors(record.key, vectors)
-            with self.catalog.transaction() as db:
-                db.execute(
-                    "UPDATE articles SET vectors_sha256 = ?, background_mean = ?, background_std = ? WHERE id = ?",
-                    (sha, background.mean, background.std, record.id),
-                )
-                self.catalog.bump()
+            self.catalog.set_vectors(record.id, sha, background.mean, background.std)
 
     def repair(self, record: ArticleRecord, embedder: Embedder) -> ArticleRecord | None:
         """Mend ``record`` after its vectors or its background were found damaged: embed it again from its stored
@@ -712,12 +698,7 @@ class Library:
             if sha == current.vectors_sha256 and background_ok(current.background_mean, current.background_std):
                 return current  # another process repaired it first
             background = _background(vectors, stored, self.config.window, embedder)
-            with self.catalog.transaction() as db:
-                db.execute(
-                    "UPDATE articles SET vectors_sha256 = ?, background_mean = ?, background_std = ? WHERE id = ?",
-                    (sha, background.mean, background.std, current.id),
-                )
-                self.catalog.bump()
+            self.catalog.set_vectors(current.id, sha, background.mean, background.std)
             return self.catalog.record(current.id)
 
     # --- writing ----------------------------------------------------------------------------------------
