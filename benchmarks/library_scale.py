@@ -43,7 +43,7 @@ TARGETS = {"query_p50_ms": 30.0, "peak_rss_gb": 2.5, "recall": 0.99}
 
 
 def _sentences_and_questions() -> tuple[list[str], list[str]]:
-    from index.chunk import sentence_spans
+    from index.analysis.sentences import sentence_spans
 
     sentences: dict[str, None] = {}
     questions: list[str] = []
@@ -71,14 +71,14 @@ def _vectors(embedder: object, texts: list[str]) -> np.ndarray:
 
 def run_one(size: int, queries: int, workdir: Path) -> dict[str, float]:
     """Build a library of ``size`` paragraphs in ``workdir`` and measure it; return the figures."""
+    from index.analysis.embed import Embedder
+    from index.analysis.words import tokenize
     from index.answer import answer
     from index.config import IndexConfig
-    from index.embed import Embedder
-    from index.ingest import article_from_paragraphs
-    from index.lexical import tokenize
-    from index.library import Library, Prepared, _background
-    from index.retrieve import Searcher
-    from index.vectors import vector_id
+    from index.reading.article import article_from_paragraphs
+    from index.search.retrieve import Searcher
+    from index.store.library import Library, Prepared, _background
+    from index.store.vectors import vector_id
 
     rng = random.Random(size)
     noise = np.random.default_rng(size)
@@ -115,7 +115,7 @@ def run_one(size: int, queries: int, workdir: Path) -> dict[str, float]:
                 if i not in terms:
                     terms[i] = tokenize(sentences[i])
             rows_array = np.array(rows, dtype=np.int64)
-            from index.catalog import StoredText
+            from index.store.catalog import StoredText
 
             shell = StoredText(
                 article.text, article.paragraphs, rows_array, np.zeros(0, np.int32), np.zeros(1, np.int64)
@@ -159,25 +159,25 @@ def run_one(size: int, queries: int, workdir: Path) -> dict[str, float]:
         scores = np.concatenate([d.vectors @ q for d in index.articles.values()])
         top = np.argpartition(-scores, 100)[:100]
         exact[question] = (set(ids[top].tolist()), float(scores[top].min()))
-    shipped = index.vectors.nprobe
+    shipped = index.store.vectors.nprobe
     recall_at = {}
-    for nprobe in sorted({shipped, 16, 32, 64, 96, 128}) if index.vectors.kind == "ivf" else [shipped]:
-        index.vectors.nprobe = nprobe
+    for nprobe in sorted({shipped, 16, 32, 64, 96, 128}) if index.store.vectors.kind == "ivf" else [shipped]:
+        index.store.vectors.nprobe = nprobe
         hits, took = [], []
         for question in asked:
             q = searcher.encode(question)
             t0 = time.perf_counter()
-            _, found = index.vectors.search(q, 100)
+            _, found = index.store.vectors.search(q, 100)
             took.append(1000 * (time.perf_counter() - t0))
             truth, _ = exact[question]
             hits.append(len(truth & set(found.tolist())) / 100)
         recall_at[nprobe] = (round(float(np.mean(hits)), 4), round(float(np.median(took)), 2))
-    index.vectors.nprobe = shipped
+    index.store.vectors.nprobe = shipped
     disk = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
     return {
         "paragraphs": index.paragraphs,
-        "vectors": index.vectors.total,
-        "index": index.vectors.kind,
+        "vectors": index.store.vectors.total,
+        "index": index.store.vectors.kind,
         "synthetic_vectors": size > REAL_LIMIT,
         "build_s": round(build_seconds, 1),
         "open_s": round(open_seconds, 1),

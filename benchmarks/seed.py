@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from index.analysis.embed import Embedder
 from index.answer import answer
 from index.config import IndexConfig
-from index.embed import Embedder
-from index.library import Library
-from index.retrieve import Searcher
+from index.search.retrieve import Searcher
+from index.store.library import Library
 
 HERE = Path(__file__).parent
 TARGETS = {"first_passage_right": 0.9, "top3_right": 1.0, "answerable_found": 0.95, "offtopic_rejected": 0.9}

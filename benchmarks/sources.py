@@ -1,6 +1,6 @@
 """Measure how well citebot reads its sources: paragraphs kept and boilerplate leaked, PDF readers, fetch time.
 
-    .venv/bin/python benchmarks/sources.py [--runs N]
+    .venv/bin/python -m benchmarks.sources [--runs N]
 
 For pages and PDFs written for the tests (``tests/data/sources``; the PDFs are generated with reportlab), it
 compares the extracted story paragraphs (the title apart) with the story as written: precision is the share of
@@ -22,14 +22,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from news_server import NewsServer, file, page
-from pdf_samples import out_of_order_pdf, report_pdf, story, two_column_pdf
-
-from index.clean import clean_text
-from index.fetch import FetchConfig, article_from_fetched, fetch
-from index.ingest import Article, parse_article, read_article
+from index.reading.article import Article
+from index.reading.clean import clean_text
+from index.reading.fetch import FetchConfig, article_from_fetched, fetch
+from index.reading.ingest import parse_article, read_article
+from tests.support.news_server import NewsServer, file, page
+from tests.support.pdf_samples import out_of_order_pdf, report_pdf, story, two_column_pdf
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "sources"
 LOCAL = FetchConfig(allow_private=True)

@@ -1,12 +1,12 @@
 """Load on the Telegram bot: many chats asking at once, against the fake Bot API server of the tests.
 
-Starts the fake server (tests/fake_telegram.py) and the real ``citebot telegram``,
+Starts the fake server (tests/support/fake_telegram.py) and the real ``citebot telegram``,
 then has CHATS users each send QUESTIONS questions at the same moment. Checks
 that every question got exactly one reply and that each chat's replies came in
 the order asked; prints answers per second and the slowest reply. Exits 1 if a
 question was lost, answered twice or out of order.
 
-    .venv/bin/python benchmarks/telegram_load.py [--chats 50] [--questions 4]
+    .venv/bin/python -m benchmarks.telegram_load [--chats 50] [--questions 4]
 
 The bot sends at most 30 messages a second overall (Telegram's flood limit,
 enforced by its rate limiter), so with enough chats that is the ceiling.
@@ -16,7 +16,7 @@ once on the idle bot, one chat send FLOOD questions at once, and five other
 users ask once: it prints the others' reply latency with and without the flood
 (``--group`` floods from many users of one group with /ask instead).
 
-    .venv/bin/python benchmarks/telegram_load.py [--flood 700] [--group] [--no-load]
+    .venv/bin/python -m benchmarks.telegram_load [--flood 700] [--group] [--no-load]
 """
 
 from __future__ import annotations
@@ -27,11 +27,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from fake_telegram import FakeTelegram  # noqa: E402
-from telegram_harness import BotProcess, run_fairness, run_load  # noqa: E402
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.paths import ROOT
+from tests.support.telegram_harness import BotProcess, run_fairness, run_load
 
 
 def main() -> int:

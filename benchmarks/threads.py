@@ -19,7 +19,7 @@ import time
 
 CHILD = """
 import json, statistics, sys, time
-from index.embed import Embedder
+from index.analysis.embed import Embedder
 threads = int(sys.argv[1]) or None
 embedder = Embedder(threads=threads)
 questions = [f"Which roads meet at the town number {i}?" for i in range(int(sys.argv[2]))]

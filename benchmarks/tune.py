@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/tune.py ../shared/data/squad-v1.1-dev-A.json [--folds 6] [--write]
 
 Every article is read, cleaned, split and embedded by citebot's own code
-(:func:`index.evaluate.squad_to_article`, :meth:`index.library.Library.add`),
-and every feature comes from :meth:`index.retrieve.Searcher.evidence` and
-:func:`index.features.features`, what runs at question time, so what is fitted is what runs.
+(:func:`index.evaluate.squad_to_article`, :meth:`index.store.library.Library.add`),
+and every feature comes from :meth:`index.search.retrieve.Searcher.evidence` and
+:func:`index.search.features.features`, what runs at question time, so what is fitted is what runs.
 Questions are asked two ways: of a library holding only their article, and of one library
 holding every article of the file (library search), and both are fitted together.
 
@@ -39,13 +39,14 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
-from index.answerability import Collection as TermWeights
-from index.answerability import signals
-from index.background import Background
+from index.analysis.background import Background
+from index.analysis.embed import Embedder
+from index.analysis.words import tokenize
 from index.config import IndexConfig
-from index.embed import Embedder
 from index.evaluate import contains_answer, load_squad, map_paragraphs, offtopic_questions, squad_to_article
-from index.features import (
+from index.search.answerability import Collection as TermWeights
+from index.search.answerability import signals
+from index.search.features import (
     DECISION_FEATURES,
     PARAGRAPH_FEATURES,
     SENTENCE_FEATURES,
@@ -53,10 +54,9 @@ from index.features import (
     decision_features,
     features,
 )
-from index.lexical import tokenize
-from index.library import Library
-from index.ranker import Linear, Ranker
-from index.retrieve import Searcher
+from index.search.ranker import Linear, Ranker
+from index.search.retrieve import Searcher
+from index.store.library import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "index" / "data" / "ranker.json"

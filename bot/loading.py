@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 
 from bot.settings import Settings
 from index.config import IndexConfig
-from index.ingest import Article, read_article
-from index.library import Library, check_data_dir
+from index.reading.article import Article
+from index.reading.ingest import read_article
+from index.store.library import Library, check_data_dir
 
 if TYPE_CHECKING:
-    from index.embed import Embedder
-    from index.retrieve import Searcher
+    from index.analysis.embed import Embedder
+    from index.search.retrieve import Searcher
 
 #: One-article libraries kept for ``--article`` (the least recently used beyond this are deleted).
 KEEP_ARTICLE_CACHES = 16
@@ -59,7 +60,7 @@ QUESTION_THREADS = 1
 
 def load_embedder(settings: Settings, batch: bool = False) -> Embedder:
     """Load the embedding model of ``settings`` (3-6 s: torch and the weights); ``batch`` for adding articles."""
-    from index.embed import Embedder
+    from index.analysis.embed import Embedder
 
     threads = settings.index.threads or (None if batch else QUESTION_THREADS)
     return Embedder(settings.index.model, threads=threads)
@@ -71,7 +72,7 @@ def open_searcher(settings: Settings, article_path: Path | None, embedder: Embed
     Raises:
         CitebotError: for an unreadable article or an unusable data directory, before the model loads.
     """
-    from index.retrieve import Searcher
+    from index.search.retrieve import Searcher
 
     path = article_path or settings.article
     if path is not None:

@@ -13,7 +13,7 @@ from dotenv import dotenv_values
 
 from index.config import DEFAULT_MODEL, MAX_K, MIN_SCORE, UNCERTAIN_SCORE, IndexConfig, default_data_dir
 from index.errors import CitebotError
-from index.fetch import MAX_FETCH_BYTES, FetchConfig
+from index.reading.fetch import MAX_FETCH_BYTES, FetchConfig
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)

@@ -11,11 +11,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from index.catalog import ArticleRecord, article_label
-from index.clean import normalize
 from index.config import MAX_K, MIN_SCORE, UNCERTAIN_SCORE
 from index.errors import QuestionError
-from index.retrieve import Ranking, Searcher
+from index.reading.clean import normalize
+from index.search.retrieve import Ranking, Searcher
+from index.store.catalog import ArticleRecord, article_label
 
 __all__ = [
     "MAX_K",
@@ -35,7 +35,7 @@ __all__ = [
 #: Longer questions are refused; nobody types a question this long.
 MAX_QUESTION_CHARS = 1000
 # MAX_K: how many passages may be asked for at once. MIN_SCORE: the default cut-off of Answer.confidence, a
-# probability, at and above which the question is answered. The decision model (index/ranker.py) was fitted
+# probability, at and above which the question is answered. The decision model (index/search/ranker.py) was fitted
 # with balanced classes: questions the articles answer against off-topic questions and near-topic ones they do
 # not answer (SQuAD 2.0's unanswerable questions, and questions asked with their answering paragraph held
 # back); 0.3 rather than 0.5 keeps held-out SQuAD answerable questions found at 0.90 and more. From
@@ -232,7 +232,7 @@ def answer(
     """Answer ``question`` from the library behind ``searcher`` by quoting it.
 
     Args:
-        searcher: the searchable library (see :class:`index.retrieve.Searcher`).
+        searcher: the searchable library (see :class:`index.search.retrieve.Searcher`).
         question: the user's question.
         k: how many passages to return, from 1 to :data:`MAX_K`.
         min_score: the confidence below which ``found`` is ``False``.

@@ -43,7 +43,7 @@ class IndexConfig:
         batch_size: texts per embedding batch.
         threads: CPU threads for the model and faiss (``None``: torch's and faiss's own default).
         exact_limit: up to this many sentence vectors the library is searched exactly; above, with an
-            inverted-file faiss index (see :mod:`index.vectors`).
+            inverted-file faiss index (see :mod:`index.store.vectors`).
         seed: put the bundled article into a new library.
     """
 

@@ -23,15 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from index.analysis.embed import Embedder
 from index.answer import MAX_K, MIN_SCORE, UNCERTAIN_SCORE, clean_question, compose
-from index.clean import normalize
 from index.config import IndexConfig
-from index.embed import Embedder
 from index.errors import CitebotError
-from index.ingest import Article, parse_article
-from index.library import ArticleData, Library
-from index.ranker import Linear
-from index.retrieve import Candidates, Ranking, Searcher
+from index.reading.article import Article
+from index.reading.clean import normalize
+from index.reading.ingest import parse_article
+from index.search.library_index import ArticleData
+from index.search.ranker import Linear
+from index.search.retrieve import Candidates, Ranking, Searcher
+from index.store.library import Library
 
 #: Questions of other articles asked against each article (fewer with ``limit``).
 OFFTOPIC_PER_ARTICLE = 50

@@ -1,8 +1,8 @@
 """Sources: turning what a user names (a file, a web page, a feed) into library articles, and keeping them fresh.
 
-:func:`load` reads a path or fetches a URL (safely: :mod:`index.fetch`) into an article and what the
+:func:`load` reads a path or fetches a URL (safely: :mod:`index.reading.fetch`) into an article and what the
 catalog keeps about where it came from. :func:`add_feed` adds every item of an RSS or Atom feed
-(:mod:`index.feeds`) and remembers the feed. :func:`refresh` re-checks every web article and feed of the
+(:mod:`index.reading.feeds`) and remembers the feed. :func:`refresh` re-checks every web article and feed of the
 library: conditional requests first (ETag, Last-Modified), then the content's fingerprint, and adds,
 replaces or leaves each, reporting what it did. Front ends (``citebot add``, ``citebot refresh``, the
 Telegram bot) call these; nothing here prints.
@@ -15,15 +15,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from index.catalog import ArticleRecord, now
 from index.errors import CitebotError
-from index.feeds import read_feed
-from index.fetch import FetchConfig, NotModified, article_from_fetched, fetch, robots_allowed
-from index.ingest import Article, read_article
+from index.reading.article import Article
+from index.reading.feeds import read_feed
+from index.reading.fetch import FetchConfig, NotModified, article_from_fetched, fetch, robots_allowed
+from index.reading.ingest import read_article
+from index.store.catalog import ArticleRecord, now
 
 if TYPE_CHECKING:
-    from index.embed import Embedder
-    from index.library import AddResult, Library
+    from index.analysis.embed import Embedder
+    from index.store.library import AddResult, Library
 
 
 def is_url(text: str) -> bool:

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from index.analysis.embed import Embedder
 from index.config import IndexConfig, default_article
-from index.embed import Embedder
-from index.ingest import Article, read_article
-from index.library import ArticleData, Library
-from index.retrieve import Searcher
+from index.reading.article import Article
+from index.reading.ingest import read_article
+from index.search.library_index import ArticleData
+from index.search.retrieve import Searcher
+from index.store.library import Library
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
 

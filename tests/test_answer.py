@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from index.answer import MAX_K, answer
-from index.library import ArticleData
-from index.retrieve import Searcher
+from index.search.library_index import ArticleData
+from index.search.retrieve import Searcher
+from tests.support.paths import BENCHMARKS
 
-QUESTIONS = json.loads((Path(__file__).resolve().parent.parent / "benchmarks" / "seed_questions.json").read_text())
+QUESTIONS = json.loads((BENCHMARKS / "seed_questions.json").read_text())
 
 
 @pytest.mark.parametrize("case", QUESTIONS["answerable"], ids=lambda c: c["question"])

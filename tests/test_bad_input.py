@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from index import ingest
 from index.answer import answer
 from index.errors import ArticleError, QuestionError
-from index.ingest import read_article
+from index.reading import ingest
+from index.reading.ingest import read_article
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> Path:

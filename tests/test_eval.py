@@ -24,9 +24,10 @@ from index.evaluate import (
     squad_to_article,
     summarize,
 )
-from index.ingest import article_from_paragraphs
+from index.reading.article import article_from_paragraphs
+from tests.support.paths import DATA
 
-TINY = Path(__file__).resolve().parent / "data" / "tiny-squad.json"
+TINY = DATA / "tiny-squad.json"
 
 
 def test_reciprocal_rank_and_hits() -> None:

@@ -1,6 +1,6 @@
 """Web articles and feeds in the library, end to end: ``citebot add URL``, ``add --feed``, ``refresh``.
 
-A real HTTP server on 127.0.0.1 (tests/news_server.py) serves the pages and the feed; the real ``citebot``
+A real HTTP server on 127.0.0.1 (tests/support/news_server.py) serves the pages and the feed; the real ``citebot``
 fetches them, with ``CITEBOT_FETCH_ALLOW_PRIVATE=1`` (loopback is refused otherwise, as the first test shows).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from news_server import NewsServer, file, page
+from tests.support.news_server import NewsServer, file, page
 
 LOCAL = {"CITEBOT_FETCH_ALLOW_PRIVATE": "1", "CITEBOT_FETCH_TIMEOUT": "3"}
 RSS = """<?xml version="1.0" encoding="UTF-8"?>
@@ -77,6 +77,6 @@ def test_a_feed_is_added_then_refresh_adds_replaces_and_leaves(run_citebot) -> N
 
 
 def _data(name: str) -> str:
-    from news_server import DATA
+    from tests.support.news_server import DATA
 
     return str(DATA / name)

@@ -7,20 +7,21 @@ import random
 from pathlib import Path
 
 import pytest
-from news_server import NewsServer, file, page
-from pdf_samples import report_pdf, story
 
 from index.answer import answer
-from index.clean import clean_text
 from index.config import IndexConfig
 from index.errors import FetchError
-from index.feeds import Feed, read_feed
-from index.fetch import FetchConfig, NotModified, article_from_fetched, fetch
-from index.ingest import Article, parse_article, read_article
-from index.library import Library
-from index.retrieve import Searcher
+from index.reading.article import Article
+from index.reading.clean import clean_text
+from index.reading.feeds import Feed, read_feed
+from index.reading.fetch import FetchConfig, NotModified, article_from_fetched, fetch
+from index.reading.ingest import parse_article, read_article
+from index.search.retrieve import Searcher
+from index.store.library import Library
+from tests.support.news_server import NewsServer, file, page
+from tests.support.paths import SOURCES as DATA
+from tests.support.pdf_samples import report_pdf, story
 
-DATA = Path(__file__).parent / "data" / "sources"
 LOCAL = FetchConfig(allow_private=True, connect_timeout=2, read_timeout=2, total_timeout=10)
 
 

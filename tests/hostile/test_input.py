@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from index import ingest
 from index.errors import ArticleError
-from index.ingest import read_article
+from index.reading import ingest
+from index.reading.ingest import read_article
 
 CITEBOT = str(Path(sys.executable).with_name("citebot"))
 STORY = "The harbour reopened on Friday after the storm. Fishing boats returned to the quay the same afternoon.\n"

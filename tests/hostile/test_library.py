@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from index.analysis.embed import Embedder
 from index.answer import answer
-from index.catalog import Catalog
 from index.config import IndexConfig
-from index.embed import Embedder
-from index.library import CATALOG, VECTORS, Library
-from index.retrieve import Searcher
+from index.search.retrieve import Searcher
+from index.store.catalog import Catalog
+from index.store.library import CATALOG, VECTORS, Library
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CITEBOT = str(Path(sys.executable).with_name("citebot"))
 QUESTION = "Which two roads meet at Saraqeb?"
 
@@ -31,9 +31,9 @@ WRITER = """
 import sys
 from pathlib import Path
 from index.config import IndexConfig
-from index.embed import Embedder
-from index.ingest import read_article
-from index.library import Library
+from index.analysis.embed import Embedder
+from index.reading.ingest import read_article
+from index.store.library import Library
 data_dir, article, times, done = Path(sys.argv[1]), read_article(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
 embedder = Embedder()
 for _ in range(times):
@@ -51,9 +51,9 @@ from collections import Counter
 from pathlib import Path
 from index.answer import answer
 from index.config import IndexConfig
-from index.embed import Embedder
-from index.library import Library
-from index.retrieve import Searcher
+from index.analysis.embed import Embedder
+from index.store.library import Library
+from index.search.retrieve import Searcher
 data_dir, stop = Path(sys.argv[1]), Path(sys.argv[2])
 embedder, seen = Embedder(), Counter()
 kept = Searcher(Library(data_dir, IndexConfig(data_dir=data_dir)), embedder)

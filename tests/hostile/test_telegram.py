@@ -1,7 +1,7 @@
 """The Telegram bot against hostile users, a flaky network and odd input: one specification, issue 7.
 
 Every test runs the real ``citebot telegram`` against the fake Bot API server
-(tests/fake_telegram.py) and makes it misbehave: updates the bot cannot parse,
+(tests/support/fake_telegram.py) and makes it misbehave: updates the bot cannot parse,
 flood control, outages, a revoked token, floods from one chat or user, forged
 buttons, malformed entities, a silent API during shutdown, webhook retries.
 Waits that are a minute or more in production are shortened through settings
@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
-from telegram_harness import BotProcess, ask_and_time, free_port
 
-from bot.telegram_format import Button, decode_button
-from index.ingest import Article
+from bot.telegram.format import Button, decode_button
+from index.reading.article import Article
+from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
+from tests.support.telegram_harness import BotProcess, ask_and_time, free_port
 
 SORRY = "Sorry, something went wrong while answering. Please try again."
 STALE = "This button no longer works. Please ask the question again."

@@ -1,0 +1,292 @@
+"""The library from Telegram: /articles and /use (each chat's scope), and, for admins, adding articles by
+sending a file or a web address, and /remove.
+
+Rights are checked on every action, buttons included (anyone can forge a button's data): a group's
+scope only by its administrators (asked of Telegram each time), adding and removing only by
+``TELEGRAM_ADMINS``. Adding runs in its own worker thread, so the bot answers others meanwhile, and
+shows its progress by editing one status message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+from collections.abc import Callable
+from functools import partial
+from pathlib import PurePath
+
+from telegram import Message, Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.telegram.format import (
+    ARTICLES_PER_PAGE,
+    LibraryButton,
+    article_html,
+    articles_page,
+    decode_library_button,
+    scope_html,
+)
+from bot.telegram.state import BotState, acknowledge, addressed, bot_state, edit, may_change_scope, send
+from index.errors import CitebotError
+from index.reading.article import Article
+from index.reading.ingest import parse_article
+from index.store.library import AddResult
+
+log = logging.getLogger("citebot.telegram")
+
+#: The Bot API downloads files of at most this many bytes.
+MAX_DOWNLOAD = 20 * 1024 * 1024
+#: File names the bot reads, and the kind of article each is.
+KINDS = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
+#: A message that is only a web address.
+URL_ONLY = re.compile(r"^\s*(https?://[^\s<>\"]{1,2000})\s*$", re.IGNORECASE)
+
+ADMINS_ONLY = "Sorry, only the bot's admins can add articles. Please send me a text question instead."
+REMOVE_ADMINS_ONLY = "Sorry, only the bot's admins can remove articles."
+GROUP_ADMINS_ONLY = "Only this group's administrators can change which articles it asks."
+USE_USAGE = "Use like this: /use 3 (ask only article 3), /use 3 5, or /use all (the whole library)."
+REMOVE_USAGE = "Remove like this: /remove 3 (the id that /articles shows)."
+EMPTY = "The library is empty."
+
+
+# --- /articles and /use ------------------------------------------------------------------------------
+
+
+async def on_articles(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """List the library, a page at a time, with a button per article to ask only it."""
+    message = update.effective_message
+    if message is None:
+        return
+    text, buttons = await _articles(bot_state(context), message.chat_id, 0)
+    await send(message, text, buttons)
+
+
+async def _articles(state: BotState, chat_id: int, page: int) -> tuple[str, list[tuple[str, str]]]:
+    """Return page ``page`` of /articles for ``chat_id`` and its buttons."""
+    records = await state.records()
+    if not records:
+        return html.escape(EMPTY), []
+    scope = await state.live_scope(chat_id)
+    text, page = articles_page(records, page, scope)
+    shown = records[page * ARTICLES_PER_PAGE : (page + 1) * ARTICLES_PER_PAGE]
+    buttons = [(_label(r.id, r.label), LibraryButton("use", r.id).encode()) for r in shown]
+    buttons.append(("All articles", LibraryButton("use", 0).encode()))
+    if page > 0:
+        buttons.append(("« Previous", LibraryButton("page", page - 1).encode()))
+    if (page + 1) * ARTICLES_PER_PAGE < len(records):
+        buttons.append(("Next »", LibraryButton("page", page + 1).encode()))
+    return text, buttons
+
+
+def _label(article_id: int, title: str) -> str:
+    """Return a button's label for an article: its id and the start of its title."""
+    title = " ".join(title.split())
+    return f"{article_id}. {title if len(title) <= 40 else title[:39].rstrip() + '…'}"
+
+
+async def on_use(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/use`` says the chat's scope; ``/use ID...`` narrows it; ``/use all`` widens it to the whole library."""
+    message = update.effective_message
+    if message is None:
+        return
+    state = bot_state(context)
+    args = context.args or []
+    if not args:
+        scope = await state.live_scope(message.chat_id)
+        total = len(await state.records())
+        await send(message, scope_html(None if scope is None else await state.records(scope), total))
+        return
+    wanted: tuple[int, ...] | None
+    if [a.lower() for a in args] == ["all"]:
+        wanted = None
+    elif all(a.isdigit() and len(a) <= 9 for a in args):
+        wanted = tuple(dict.fromkeys(int(a) for a in args))
+    else:
+        await send(message, html.escape(USE_USAGE))
+        return
+    if not await may_change_scope(update, context):
+        await send(message, html.escape(GROUP_ADMINS_ONLY))
+        return
+    await send(message, await _set_scope(state, message.chat_id, wanted))
+
+
+async def _set_scope(state: BotState, chat_id: int, wanted: tuple[int, ...] | None) -> str:
+    """Set the chat's scope to ``wanted`` (``None``: everything); return what to say (or why it was not set)."""
+    total = len(await state.records())
+    if wanted is None:
+        state.chats.set_scope(chat_id, None)
+        return scope_html(None, total)
+    found = await state.records(wanted)
+    missing = sorted(set(wanted) - {r.id for r in found})
+    if missing:
+        have = ", ".join(str(r.id) for r in await state.records()) or "none"
+        return html.escape(f"No article with id {', '.join(map(str, missing))} in the library (ids: {have}).")
+    state.chats.set_scope(chat_id, tuple(r.id for r in found))
+    return scope_html(found, total)
+
+
+async def on_library_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Handle the buttons of /articles: ask only one article, the whole library, or another page."""
+    query = update.callback_query
+    button = decode_library_button(query.data if query else None)
+    message = query.message if query is not None and isinstance(query.message, Message) else None
+    if button is None or message is None:
+        await acknowledge(update, "This button no longer works. Please send /articles again.")
+        return
+    state = bot_state(context)
+    if button.kind == "page":
+        await acknowledge(update)
+        text, buttons = await _articles(state, message.chat_id, button.value)
+        await edit(message, text, buttons)
+        return
+    if not await may_change_scope(update, context):
+        await acknowledge(update, GROUP_ADMINS_ONLY)
+        return
+    said = await _set_scope(state, message.chat_id, None if button.value == 0 else (button.value,))
+    await acknowledge(update)
+    await send(message, said)
+
+
+# --- adding and removing (admins) --------------------------------------------------------------------
+
+
+async def on_remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/remove ID...`` takes articles out of the library (admins only)."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None:
+        return
+    state = bot_state(context)
+    if not state.is_admin(user.id if user else None):
+        await send(message, html.escape(REMOVE_ADMINS_ONLY))
+        return
+    args = context.args or []
+    if not args or not all(a.isdigit() and len(a) <= 9 for a in args):
+        await send(message, html.escape(REMOVE_USAGE))
+        return
+    writer = state.writer
+    assert writer is not None
+    try:
+        job = partial(writer.remove, [int(a) for a in args])
+        gone = await asyncio.get_running_loop().run_in_executor(state.adding, job)
+    except CitebotError as exc:
+        await send(message, html.escape(_sentence(str(exc))))
+        return
+    await send(message, "\n".join(f"Removed {r.id}. {article_html(r)}" for r in gone))
+
+
+async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Add a sent file (.txt, .md, .html, .pdf, at most 20 MB) to the library (admins only)."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or message.document is None or not addressed(message, context):
+        return
+    state = bot_state(context)
+    if not state.is_admin(user.id if user else None):
+        await send(message, html.escape(ADMINS_ONLY))
+        return
+    document = message.document
+    name = PurePath(document.file_name or "article.txt").name or "article.txt"
+    kind = KINDS.get(PurePath(name).suffix.lower())
+    if kind is None:
+        await send(message, html.escape(f"I can add .txt, .md, .html or .pdf files, not {name}."))
+        return
+    if document.file_size is not None and document.file_size > MAX_DOWNLOAD:
+        size = document.file_size / 1024 / 1024
+        await send(message, html.escape(f"{name} is {size:.1f} MB; Telegram lets bots download at most 20 MB."))
+        return
+    status = await send(message, f"Downloading {html.escape(name)}…")
+    if status is None:
+        return
+    try:
+        file = await context.bot.get_file(document.file_id)
+        data = bytes(await file.download_as_bytearray())
+    except TelegramError as exc:
+        await edit(status, html.escape(f"Not added: could not download {name} ({exc})."))
+        return
+    if len(data) > MAX_DOWNLOAD:
+        await edit(status, html.escape(f"Not added: {name} is larger than 20 MB."))
+        return
+    await edit(status, f"Reading {html.escape(name)}…")
+    read = partial(parse_article, data, name, f"telegram:{name}")
+    await _add(state, status, name, read, kind)
+
+
+async def on_url(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Add the web page a message names (admins only); anyone else gets a polite no and nothing is fetched."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or not addressed(message, context):
+        return
+    state = bot_state(context)
+    if not state.is_admin(user.id if user else None):
+        await send(message, html.escape(ADMINS_ONLY))
+        return
+    match = URL_ONLY.match(message.text or "")
+    if match is None:
+        return
+    url = match.group(1)
+    status = await send(message, f"Fetching {html.escape(url)}…")
+    if status is not None:
+        await _add(state, status, url, partial(_fetch_article, url, state), None)
+
+
+def _fetch_article(url: str, state: BotState) -> Article:
+    """Fetch ``url`` under the fetching rules of the settings and read it (runs in the adding thread)."""
+    from index.reading.fetch import NotModified, article_from_fetched, fetch
+
+    fetched = fetch(url, state.settings.fetch)
+    if isinstance(fetched, NotModified):  # never asked conditionally, so never expected
+        raise CitebotError(f"{url}: the server answered 304 Not Modified to a plain request")
+    return article_from_fetched(fetched)
+
+
+async def _add(state: BotState, status: Message, name: str, read: Callable[[], Article], kind: str | None) -> None:
+    """Read an article with ``read`` and add it, off the event loop, editing ``status`` as it goes."""
+    loop = asyncio.get_running_loop()
+    try:
+        article = await loop.run_in_executor(state.adding, read)
+        count = len(article.paragraphs)
+        await edit(
+            status,
+            f"Indexing “{html.escape(article.label)}” ({count} paragraph{'s' if count != 1 else ''})…",
+        )
+        writer, searcher = state.writer, state.ready
+        assert writer is not None
+        chosen = kind or ("pdf" if article.pages else "html" if article.url else "text")
+        meta = {"url": article.url, "site": article.site, "fetched_at": article.fetched_at}
+        job = partial(writer.add, article, searcher.embedder, chosen, None, **meta)
+        result: AddResult = await loop.run_in_executor(state.adding, job)
+    except CitebotError as exc:
+        await edit(status, html.escape(f"Not added: {_sentence(str(exc))}"))
+        return
+    record = result.record
+    what = {
+        "added": "Added",
+        "replaced": "Replaced the earlier version of",
+        "unchanged": "Already in the library:",
+    }[result.status]
+    count = record.paragraphs
+    await edit(
+        status,
+        f"{what} {record.id}. {article_html(record)}: {count} paragraph{'s' if count != 1 else ''}.\n"
+        f"Ask away, or /use {record.id} to ask only it.",
+    )
+    log.info("added article %s from %s (%s)", record.id, name, result.status)
+
+
+def _sentence(text: str) -> str:
+    """Return ``text`` as a sentence: capitalised, ending with a full stop."""
+    text = text.strip()
+    return (text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")) if text else text

@@ -1,0 +1,203 @@
+"""What the Telegram handlers share: the typed application state, and sending, editing and acknowledging.
+
+Every model or search call runs in one worker thread (:attr:`BotState.searching`), so the
+:class:`~index.search.retrieve.Searcher` is never used by two threads at once; adding an article runs in
+another (:attr:`BotState.adding`), through its own :class:`~index.store.library.Library`, so answers go
+on while a long PDF is indexed. The library notices what another process added with one ``stat``
+per question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, ReplyParameters, Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes
+
+from bot.settings import Settings
+from bot.telegram.chats import ChatState
+from bot.telegram.format import entity_text, split_html
+from index.answer import Answer, answer
+from index.search.library_index import ArticleData
+from index.search.retrieve import Searcher
+from index.store.catalog import ArticleRecord
+from index.store.library import Library
+
+log = logging.getLogger("citebot.telegram")
+T = TypeVar("T")
+
+
+@dataclass
+class BotState:
+    """The bot's shared state: settings, the searcher (loaded at start-up), the chat state and the workers."""
+
+    settings: Settings
+    searching: ThreadPoolExecutor
+    adding: ThreadPoolExecutor
+    chats: ChatState
+    searcher: Searcher | None = None
+    writer: Library | None = None
+    examples: tuple[str, ...] = ()
+    refused: set[int] = field(default_factory=set)
+
+    @property
+    def ready(self) -> Searcher:
+        """The searcher; raises when start-up has not loaded it yet."""
+        if self.searcher is None:
+            raise RuntimeError("the library is not loaded yet")
+        return self.searcher
+
+    async def search(self, job: Callable[[], T]) -> T:
+        """Run ``job`` (a model or search call) in the one search thread, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.searching, job)
+
+    async def ask(self, question: str, k: int = 1, scope: Sequence[int] | None = None) -> Answer:
+        """Answer ``question`` with ``k`` passages from ``scope`` (``None``: the whole library)."""
+        searcher = self.ready
+        job = partial(
+            answer,
+            searcher,
+            question,
+            k=k,
+            min_score=self.settings.min_score,
+            scope=scope,
+            uncertain_score=self.settings.uncertain_score,
+        )
+        return await self.search(job)
+
+    async def records(self, ids: Sequence[int] | None = None) -> list[ArticleRecord]:
+        """Return the library's articles (all, or those of ``ids`` that exist), up to date."""
+        searcher = self.ready
+
+        def job() -> list[ArticleRecord]:
+            searcher.index  # noqa: B018 - notice what another process added or removed
+            return searcher.library.records(ids)
+
+        return await self.search(job)
+
+    async def article(self, article_id: int) -> ArticleData | None:
+        """Return the stored text of the article ``article_id`` as the searcher holds it, or ``None``."""
+        searcher = self.ready
+
+        def job() -> ArticleData | None:
+            return next((d for d in searcher.index.articles.values() if d.record.id == article_id), None)
+
+        return await self.search(job)
+
+    async def live_scope(self, chat_id: int) -> tuple[int, ...] | None:
+        """Return the chat's scope without the articles removed since it was chosen (``None``: everything)."""
+        scope = self.chats.scope(chat_id)
+        if scope is None:
+            return None
+        present = tuple(r.id for r in await self.records(scope))
+        if present != scope:
+            self.chats.set_scope(chat_id, present or None)
+        return present or None
+
+    def is_admin(self, user_id: int | None) -> bool:
+        """Return whether ``user_id`` is one of ``TELEGRAM_ADMINS``."""
+        return user_id is not None and user_id in self.settings.telegram_admins
+
+
+def bot_state(context: ContextTypes.DEFAULT_TYPE) -> BotState:
+    """Return the state of the application handling ``context``."""
+    return context.bot_data["citebot"]
+
+
+def addressed(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Return whether a message is for the bot: any in a private chat; in groups a mention or a reply."""
+    if message.chat.type == ChatType.PRIVATE:
+        return True
+    bot = context.bot
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
+        return True
+    for text, entities in ((message.text, message.entities), (message.caption, message.caption_entities)):
+        for entity in entities:
+            if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == bot.id:
+                return True
+            if entity.type != MessageEntity.MENTION:
+                continue
+            mention = entity_text(text or "", entity.offset, entity.length)  # None when malformed: no mention
+            if mention is not None and mention[1:].lower() == (bot.username or "").lower():
+                return True
+    return False
+
+
+async def may_change_scope(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Return whether the user may change the chat's scope: anyone in a private chat, only the administrators
+    in a group (asked of Telegram at every change: buttons can be forged)."""
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None:
+        return False
+    if chat.type == ChatType.PRIVATE:
+        return True
+    try:
+        member = await context.bot.get_chat_member(chat.id, user.id)
+    except TelegramError as exc:
+        log.info("could not check the rights of user %s in chat %s: %s", user.id, chat.id, exc)
+        return False
+    return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+
+
+def keyboard(buttons: Sequence[tuple[str, str]], per_row: int = 2) -> InlineKeyboardMarkup | None:
+    """Return an inline keyboard of (label, callback data) buttons, ``per_row`` to a row."""
+    if not buttons:
+        return None
+    made = [InlineKeyboardButton(label, callback_data=data) for label, data in buttons]
+    return InlineKeyboardMarkup([made[i : i + per_row] for i in range(0, len(made), per_row)])
+
+
+async def send(
+    message: Message, html_text: str, buttons: Sequence[tuple[str, str]] = (), per_row: int = 2
+) -> Message | None:
+    """Reply to ``message`` with ``html_text``, split to fit Telegram's limit; buttons go under the last part."""
+    parts = split_html(html_text)
+    sent = None
+    for number, part in enumerate(parts, start=1):
+        sent = await message.get_bot().send_message(
+            chat_id=message.chat_id,
+            text=part,
+            message_thread_id=message.message_thread_id if message.is_topic_message else None,
+            reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
+            reply_markup=keyboard(buttons, per_row) if number == len(parts) else None,
+        )
+    return sent
+
+
+async def edit(message: Message, html_text: str, buttons: Sequence[tuple[str, str]] = (), per_row: int = 2) -> None:
+    """Replace the text of the bot's ``message``; parts that do not fit go out as new replies to the question."""
+    parts = split_html(html_text)
+    try:
+        await message.edit_text(parts[0], reply_markup=keyboard(buttons, per_row) if len(parts) == 1 else None)
+    except BadRequest as exc:
+        if "not modified" not in str(exc):
+            raise
+    if len(parts) > 1:
+        asked = message.reply_to_message or message
+        await send(asked, "\n\n".join(parts[1:]), buttons, per_row)
+
+
+async def acknowledge(update: Update, text: str | None = None) -> None:
+    """Answer a button press (the toast ``text``, or just stop the spinner); a failure is logged, not raised,
+    so the press still does its work ("query is too old" after a restart or a slow answer)."""
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.answer(text)
+    except TelegramError as exc:
+        log.info("could not acknowledge a button press (%s); doing its work anyway", exc)
+
+
+def describe(error: BaseException | None) -> str:
+    """Return an error as one line: its type and message."""
+    return f"{type(error).__name__}: {error}" if error else "unknown error"

@@ -1,0 +1,432 @@
+"""Library: many articles in one data directory, added and removed incrementally, searched as a whole or in part.
+
+A library is a directory (``CITEBOT_DATA_DIR``) holding
+
+* ``library.sqlite3``: the catalog (:mod:`index.store.catalog`): articles, their text and words;
+* ``vectors/KEY.npy``: each stored article version's sentence vectors (:mod:`index.store.vectors`);
+* ``.library.sqlite3.lock``: the writers' lock (filelock, :mod:`index.store.locking`): adding, removing and
+  re-embedding serialise on it;
+* ``library.changed``: rewritten after every change, so a long-running reader notices a change with one
+  ``stat`` per question and loads only what changed (:meth:`LibraryIndex.refresh`).
+
+Adding an article embeds only that article (its sentences, once); a removal embeds nothing. The order of
+writes makes a crash at any moment harmless: the vector file is written (atomically) before the catalog
+row that names it is committed, and deleted after the row is gone; a file that no row names is garbage
+from a crash and the next writer deletes it. A library can also live in memory only (``Library(None)``),
+as ``citebot eval`` uses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from index.analysis.background import Background, background_ok, background_vectors, measure, questions_fingerprint
+from index.analysis.sentences import sentence_windows, split_sentences
+from index.analysis.words import tokenize
+from index.config import IndexConfig, default_article
+from index.errors import DataDirError, IndexCorruptError, LibraryError
+from index.reading.article import Article
+from index.reading.ingest import read_article
+from index.store.catalog import ArticleRecord, Catalog, NewArticle, StoredText
+from index.store.locking import hold
+from index.store.vectors import MAX_SENTENCES, load_vectors, save_vectors
+
+if TYPE_CHECKING:  # the model (and torch) load only when something is embedded
+    from index.analysis.embed import Embedder
+
+log = logging.getLogger(__name__)
+
+CATALOG = "library.sqlite3"
+VECTORS = "vectors"
+CHANGED = "library.changed"
+#: How long a writer waits for another writer before giving up.
+LOCK_TIMEOUT = 600.0
+#: The source name of the bundled article in a new library.
+BUNDLED = "bundled:idlib-article.txt"
+_DIGIT = re.compile(r"\d")
+
+
+def check_data_dir(data_dir: Path) -> Path:
+    """Create ``data_dir`` if needed and prove it is a writable directory; return it.
+
+    Called before the model loads, so an unusable directory costs a second, not a model load.
+    Permission is proved by creating and deleting a file, not by ``os.access`` alone: that
+    also catches read-only file systems, and gives the right answer for root (who passes
+    every permission check on an ordinary read-only directory, and really can write there).
+
+    Raises:
+        DataDirError: when it is a file, lies under a file, or cannot be created or written.
+    """
+    data_dir = Path(data_dir).expanduser()
+    where, fix = f"data directory {data_dir}", "set CITEBOT_DATA_DIR to a writable directory"
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataDirError(f"{where} is a file, not a directory; {fix}")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(f"{where} cannot be created ({exc.strerror or type(exc).__name__}); {fix}") from None
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise DataDirError(f"{where} is not writable (permission denied); {fix}")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test.", dir=data_dir)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataDirError(f"{where} is not writable ({exc.strerror or type(exc).__name__}); {fix}") from None
+    return data_dir
+
+
+# --- the library on disk ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What :meth:`Library.add` did with one article.
+
+    Attributes:
+        status: ``"added"``, ``"replaced"`` (a new version of the same source) or ``"unchanged"`` (the
+            library already has this content).
+        record: the article as stored (the existing one when unchanged).
+        seconds: how long it took.
+    """
+
+    status: str
+    record: ArticleRecord
+    seconds: float
+
+
+@dataclass
+class Prepared:
+    """An article split, tokenised and embedded, ready to be stored (:meth:`Library.prepare`)."""
+
+    article: Article
+    sentences: np.ndarray
+    terms: list[list[str]]
+    vectors: np.ndarray
+    background: Background
+    kind: str
+    meta: dict[str, str | None]
+
+
+class Library:
+    """The library in ``data_dir`` (or in memory when ``data_dir`` is ``None``).
+
+    Opening it reads only the catalog: listing and removing never load the model. :meth:`index` loads
+    the vectors for searching; :meth:`add` needs an embedder.
+
+    Args:
+        data_dir: the directory, created if missing; ``None`` for a library in memory.
+        config: chunking and search settings.
+        readonly: do not create anything (used by ``citebot list`` before the library exists).
+
+    Raises:
+        LibraryError: when the directory cannot be used or its catalog is not a citebot catalog.
+    """
+
+    def __init__(self, data_dir: Path | None, config: IndexConfig | None = None, readonly: bool = False) -> None:
+        self.config = config or IndexConfig()
+        self._ready_for: str | None = None
+        self._memory_vectors: dict[int, np.ndarray] = {}
+        if data_dir is None:
+            self.directory = None
+            self.catalog = Catalog(":memory:")
+        else:
+            self.directory = Path(data_dir) if readonly else check_data_dir(Path(data_dir))
+            self.catalog = Catalog(self.directory / CATALOG, readonly=readonly)
+
+    @staticmethod
+    def exists(data_dir: Path) -> bool:
+        """Return whether ``data_dir`` holds a library."""
+        return (Path(data_dir).expanduser() / CATALOG).is_file()
+
+    def close(self) -> None:
+        """Close the catalog."""
+        self.catalog.close()
+
+    # --- files -------------------------------------------------------------------------------------------
+
+    def _vector_path(self, key: int) -> Path:
+        assert self.directory is not None
+        return self.directory / VECTORS / f"{key}.npy"
+
+    def load_vectors(self, record: ArticleRecord, mapped: bool = False) -> np.ndarray:
+        """Return the sentence vectors of ``record``, checked against the catalog (memory-mapped if ``mapped``)."""
+        if self.directory is None:
+            return self._memory_vectors[record.key]
+        return load_vectors(self._vector_path(record.key), record.vectors_sha256, record.sentences, mapped=mapped)
+
+    def changed_stamp(self) -> tuple[int, int, int] | None:
+        """Return the identity of ``library.changed`` as ``stat`` sees it (``None`` in memory or when absent)."""
+        if self.directory is None:
+            return (self.catalog.generation, 0, 0)
+        try:
+            st = os.stat(self.directory / CHANGED)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _mark_changed(self) -> None:
+        if self.directory is None:
+            return
+        path = self.directory / CHANGED
+        tmp = path.with_name(f".{CHANGED}.{os.getpid()}.tmp")
+        tmp.write_text(f"{self.catalog.generation}\n", encoding="ascii")
+        os.replace(tmp, path)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the writers' lock (in memory: nothing to lock); clean up what a crashed writer left."""
+        if self.directory is None:
+            yield
+            return
+        with hold(self.directory / CATALOG, "changing the library", timeout=LOCK_TIMEOUT):
+            try:
+                self._collect_garbage()
+                yield
+            finally:
+                with contextlib.suppress(OSError):
+                    self._mark_changed()
+
+    def _collect_garbage(self) -> None:
+        """Delete vector files and temporary files that no catalog row names (left by a crash)."""
+        assert self.directory is not None
+        folder = self.directory / VECTORS
+        if not folder.is_dir():
+            return
+        keys = set(self.catalog.keys())
+        for path in folder.iterdir():
+            stem = path.name.split(".")[0] if not path.name.startswith(".") else ""
+            if path.name.startswith(".") or not stem.isdigit() or int(stem) not in keys:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    # --- reading ----------------------------------------------------------------------------------------
+
+    def records(self, ids: Iterable[int] | None = None) -> list[ArticleRecord]:
+        """Return the articles of the library (all, or those of ``ids``), by id."""
+        return self.catalog.records(ids)
+
+    def resolve(self, ids: Iterable[int]) -> list[ArticleRecord]:
+        """Return the articles ``ids``, in that order.
+
+        Raises:
+            LibraryError: naming the ids the library does not have and the ones it has.
+        """
+        wanted = list(dict.fromkeys(ids))
+        found = {r.id: r for r in self.catalog.records(wanted)}
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            have = ", ".join(str(r.id) for r in self.catalog.records()) or "none"
+            raise LibraryError(f"no article with id {', '.join(map(str, missing))} in the library (ids: {have})")
+        return [found[i] for i in wanted]
+
+    def ensure_ready(self, embedder: Embedder) -> None:
+        """Seed a new library with the bundled article and re-embed one made with another model."""
+        if self._ready_for == embedder.fingerprint:
+            return  # checked once per process and model: asking costs no catalog read
+        model = self.catalog.get_meta("model")
+        seeded = self.catalog.get_meta("seeded")
+        questions = self.catalog.get_meta("background_questions")
+        if model == embedder.fingerprint and seeded and questions == questions_fingerprint():
+            self._ready_for = embedder.fingerprint
+            return
+        with self.writing():
+            model = self.catalog.get_meta("model")
+            if model is not None and model != embedder.fingerprint and len(self.catalog):
+                self._reembed(embedder, model)
+            elif self.catalog.get_meta("background_questions") != questions_fingerprint() and len(self.catalog):
+                self._remeasure(embedder)
+            with self.catalog.transaction():
+                self.catalog.set_meta("model", embedder.fingerprint)
+                self.catalog.set_meta("background_questions", questions_fingerprint())
+            if not self.catalog.get_meta("seeded"):
+                if self.config.seed:
+                    article = read_article(default_article())
+                    article = Article(
+                        article.text, article.paragraphs, article.title, article.date, BUNDLED, article.fingerprint
+                    )
+                    self._store(self.prepare(article, embedder))
+                with self.catalog.transaction():
+                    self.catalog.set_meta("seeded", "1")
+        self._ready_for = embedder.fingerprint
+
+    def _remeasure(self, embedder: Embedder) -> None:
+        """Measure every article's background again (the background questions changed; no text is embedded)."""
+        for record in self.catalog.records():
+            stored = self.catalog.text(record.key)
+            try:
+                vectors = self.load_vectors(record)
+            except IndexCorruptError:
+                continue  # repaired (and measured) when it is next loaded
+            background = _background(vectors, stored, self.config.window, embedder)
+            self.catalog.set_vectors(record.id, record.vectors_sha256, background.mean, background.std)
+
+    def _reembed(self, embedder: Embedder, old: str) -> None:
+        records = self.catalog.records()
+        log.warning(
+            "the library was indexed with model %s; embedding its %d articles again with %s",
+            old,
+            len(records),
+            embedder.fingerprint,
+        )
+        for record in records:
+            stored = self.catalog.text(record.key)
+            texts = [stored.text[int(s) : int(e)] for _, s, e in stored.sentences]
+            vectors = embedder.encode(texts, batch_size=self.config.batch_size)
+            background = _background(vectors, stored, self.config.window, embedder)
+            sha = self._write_vectors(record.key, vectors)
+            self.catalog.set_vectors(record.id, sha, background.mean, background.std)
+
+    def repair(self, record: ArticleRecord, embedder: Embedder) -> ArticleRecord | None:
+        """Mend ``record`` after its vectors or its background were found damaged: embed it again from its stored
+        text when the vectors are bad, and measure its background again.
+
+        Returns the record as it now stands, or ``None`` when it was removed meanwhile.
+        """
+        with self.writing():
+            current = self.catalog.record(record.id)
+            if current is None or current.key != record.key:
+                return current
+            stored = self.catalog.text(current.key)
+            try:
+                vectors = self.load_vectors(current)
+                sha = current.vectors_sha256
+            except IndexCorruptError:
+                texts = [stored.text[int(a) : int(b)] for _, a, b in stored.sentences]
+                vectors = embedder.encode(texts, batch_size=self.config.batch_size)
+                sha = self._write_vectors(current.key, vectors)
+            if sha == current.vectors_sha256 and background_ok(current.background_mean, current.background_std):
+                return current  # another process repaired it first
+            background = _background(vectors, stored, self.config.window, embedder)
+            self.catalog.set_vectors(current.id, sha, background.mean, background.std)
+            return self.catalog.record(current.id)
+
+    # --- writing ----------------------------------------------------------------------------------------
+
+    def prepare(self, article: Article, embedder: Embedder, kind: str = "text", **meta: str | None) -> Prepared:
+        """Split, tokenise and embed ``article`` (the slow part of adding; no lock is held)."""
+        sentences = split_sentences(article)
+        if len(sentences) >= MAX_SENTENCES:
+            raise LibraryError(f"{article.source}: too many sentences ({len(sentences)}; at most {MAX_SENTENCES - 1})")
+        texts = [article.text[s.start : s.end] for s in sentences]
+        terms = [tokenize(t) for t in texts]
+        vectors = embedder.encode(texts, batch_size=self.config.batch_size)
+        rows = np.array([[s.paragraph, s.start, s.end] for s in sentences], dtype=np.int64).reshape(-1, 3)
+        stored = StoredText(
+            article.text, article.paragraphs, rows, np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int64)
+        )
+        background = _background(vectors, stored, self.config.window, embedder)
+        return Prepared(article, rows, terms, vectors, background, kind, dict(meta))
+
+    def _write_vectors(self, key: int, vectors: np.ndarray) -> str:
+        if self.directory is None:
+            self._memory_vectors[key] = np.ascontiguousarray(vectors, dtype=np.float32)
+            return "memory"
+        return save_vectors(self._vector_path(key), vectors)
+
+    def _store(self, prepared: Prepared, replace: ArticleRecord | None = None) -> ArticleRecord:
+        key = self.catalog.next_key()
+        sha = self._write_vectors(key, prepared.vectors)
+        a = prepared.article
+        record = self.catalog.insert(
+            key,
+            NewArticle(
+                source=a.source,
+                fingerprint=a.fingerprint,
+                title=a.title,
+                date=a.date or prepared.meta.get("date"),
+                kind=prepared.kind,
+                text=a.text,
+                paragraphs=a.paragraphs,
+                sentences=prepared.sentences,
+                terms=prepared.terms,
+                vectors_sha256=sha,
+                background_mean=prepared.background.mean,
+                background_std=prepared.background.std,
+                url=prepared.meta.get("url") or getattr(a, "url", None),
+                site=prepared.meta.get("site") or getattr(a, "site", None),
+                author=prepared.meta.get("author") or getattr(a, "author", None),
+                fetched_at=prepared.meta.get("fetched_at") or getattr(a, "fetched_at", None),
+                etag=prepared.meta.get("etag"),
+                last_modified=prepared.meta.get("last_modified"),
+                feed=prepared.meta.get("feed"),
+                pages=getattr(a, "pages", None),
+            ),
+            replace=replace,
+        )
+        if replace is not None:
+            self._forget_vectors(replace.key)
+        return record
+
+    def _forget_vectors(self, key: int) -> None:
+        if self.directory is None:
+            self._memory_vectors.pop(key, None)
+        else:
+            with contextlib.suppress(OSError):
+                self._vector_path(key).unlink()
+
+    def add(
+        self,
+        article: Article,
+        embedder: Embedder,
+        kind: str = "text",
+        on_prepared: Callable[[], None] | None = None,
+        **meta: str | None,
+    ) -> AddResult:
+        """Add ``article``: a no-op when the library has its content, a replacement when its source has another.
+
+        Only this article is embedded; nothing stored is recomputed.
+        """
+        started = time.perf_counter()
+        self.ensure_ready(embedder)
+        existing = self.catalog.by_fingerprint(article.fingerprint)
+        if existing is not None:
+            return AddResult("unchanged", existing, time.perf_counter() - started)
+        prepared = self.prepare(article, embedder, kind, **meta)
+        if on_prepared is not None:
+            on_prepared()
+        with self.writing():
+            existing = self.catalog.by_fingerprint(article.fingerprint)
+            if existing is not None:
+                return AddResult("unchanged", existing, time.perf_counter() - started)
+            previous = self.catalog.by_source(article.source)
+            record = self._store(prepared, replace=previous)
+        return AddResult("replaced" if previous else "added", record, time.perf_counter() - started)
+
+    def remove(self, ids: Iterable[int]) -> list[ArticleRecord]:
+        """Remove the articles ``ids`` (nothing is embedded); return what was removed.
+
+        Raises:
+            LibraryError: when an id is not in the library (then nothing is removed).
+        """
+        with self.writing():
+            records = self.resolve(ids)
+            gone = self.catalog.delete(r.id for r in records)
+            for record in gone:
+                self._forget_vectors(record.key)
+        return gone
+
+
+def _background(vectors: np.ndarray, stored: StoredText, window: int, embedder: Embedder) -> Background:
+    """Return how close the background questions come to an article's sentences and windows."""
+    paragraph_of = stored.sentences[:, 0] if len(stored.sentences) else np.zeros(0, dtype=np.int64)
+    spans = sentence_windows(paragraph_of, window)
+    if len(vectors):
+        cumulative = np.vstack([np.zeros((1, vectors.shape[1])), np.cumsum(vectors, axis=0, dtype=np.float64)])
+        sums = np.array([cumulative[b] - cumulative[a] for a, b in spans])
+        chunks = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
+        units = np.vstack([chunks, vectors]).astype(np.float32)
+    else:
+        units = vectors
+    return measure(units, background_vectors(embedder))

@@ -1,0 +1,100 @@
+"""Vectors: each article's sentence vectors in a file of its own, and the ids they take in the search index.
+
+A vector file is written once, atomically (a temporary file, fsync, rename,
+fsync of the directory), and never rewritten: a new version of an article is a
+new file. Its SHA-256 is in the catalog, so a truncated or altered file is
+caught on load. A sentence's vector id is ``key << 20 | sentence``
+(:func:`vector_id`), so removing an article removes a range of ids from the search
+index (:mod:`index.search.vector_index`) and renumbers nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from index.errors import IndexCorruptError
+
+#: Sentence ids of one article take the low bits of a vector id; the stored version's key the rest.
+SENTENCE_BITS = 20
+MAX_SENTENCES = 1 << SENTENCE_BITS
+
+
+def vector_id(key: int, sentence: int) -> int:
+    """Return the faiss id of sentence ``sentence`` of stored version ``key``."""
+    return (key << SENTENCE_BITS) | sentence
+
+
+def split_id(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the keys and the sentence numbers of faiss ``ids``."""
+    ids = np.asarray(ids, dtype=np.int64)
+    return ids >> SENTENCE_BITS, ids & (MAX_SENTENCES - 1)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system can fsync a directory
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def save_vectors(path: Path, vectors: np.ndarray) -> str:
+    """Write ``vectors`` (float32) to ``path`` atomically and durably; return the file's SHA-256."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+    data = buffer.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_vectors(path: Path, sha256: str, rows: int, dimension: int | None = None, mapped: bool = False) -> np.ndarray:
+    """Return the vectors stored at ``path``, checked against their catalog entry (memory-mapped if ``mapped``).
+
+    Raises:
+        IndexCorruptError: when the file is missing, altered, or of the wrong shape.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path.name} missing") from None
+    except OSError as exc:
+        raise IndexCorruptError(f"{path.name} unreadable ({exc.strerror or exc})") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise IndexCorruptError(f"{path.name} does not match its checksum (truncated or altered)")
+    try:
+        if mapped:
+            # Mapped, not read: the pages a question touches are the only ones in memory, and the OS may drop them.
+            vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+        else:
+            vectors = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise IndexCorruptError(f"{path.name} unreadable ({exc})") from None
+    if vectors.ndim != 2 or len(vectors) != rows or (dimension is not None and vectors.shape[1] != dimension):
+        raise IndexCorruptError(f"{path.name} holds {vectors.shape} vectors, expected {rows} rows")
+    if vectors.dtype != np.float32:
+        raise IndexCorruptError(f"{path.name} holds {vectors.dtype} values, expected float32")
+    if not np.isfinite(
+        np.frombuffer(data, dtype=np.float32, count=vectors.size, offset=len(data) - 4 * vectors.size)
+    ).all():
+        raise IndexCorruptError(f"{path.name} holds values that are not finite")
+    return vectors

@@ -1,0 +1,116 @@
+"""PDFs made for the tests and benchmarks with reportlab: a multi-page report, a two-column page, a scan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.paths import SOURCES as DATA
+
+HEADINGS = {"Annual water quality report", "Treatment and supply", "Lead in drinking water", "Outlook for 2025"}
+
+
+def story(name: str = "report") -> list[str]:
+    """Return the paragraphs of a story as written (``tests/data/sources/NAME.story.txt``)."""
+    return [p.strip() for p in (DATA / f"{name}.story.txt").read_text().split("\n\n") if p.strip()]
+
+
+def _styles() -> tuple[object, object]:
+    from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+
+    sheet = getSampleStyleSheet()
+    body = ParagraphStyle("body", parent=sheet["BodyText"], fontSize=10.5, leading=14, spaceAfter=9)
+    head = ParagraphStyle("head", parent=sheet["Heading2"], spaceBefore=6, spaceAfter=6)
+    return body, head
+
+
+def _furniture(canvas: object, doc: object) -> None:
+    """Draw a running header and a page-number footer on every page."""
+    from reportlab.lib.pagesizes import A4
+
+    width, height = A4
+    canvas.saveState()  # type: ignore[attr-defined]
+    canvas.setFont("Helvetica", 8)  # type: ignore[attr-defined]
+    canvas.drawString(72, height - 40, "Kilbride Water Utility - Water quality report 2024")  # type: ignore[attr-defined]
+    canvas.drawRightString(width - 72, 30, f"Page {doc.page}")  # type: ignore[attr-defined]
+    canvas.restoreState()  # type: ignore[attr-defined]
+
+
+def report_pdf(path: Path, paragraphs: list[str] | None = None, page_break_every: int = 4) -> Path:
+    """Write a one-column, multi-page report of ``paragraphs`` (default: the report story) with header and footer."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate
+
+    body, head = _styles()
+    flow: list[object] = []
+    for i, text in enumerate(paragraphs or story("report")):
+        if i and i % page_break_every == 0:
+            flow.append(PageBreak())
+        flow.append(Paragraph(text, head if text in HEADINGS else body))
+    SimpleDocTemplate(str(path), pagesize=A4, title="Water quality report 2024", author="Kilbride Water").build(
+        flow, onFirstPage=_furniture, onLaterPages=_furniture
+    )
+    return path
+
+
+def two_column_pdf(path: Path, paragraphs: list[str] | None = None) -> Path:
+    """Write the story in two columns per page, as newsletters and papers are laid out."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.platypus import BaseDocTemplate, Frame, PageBreak, PageTemplate, Paragraph
+
+    body, head = _styles()
+    width, height = A4
+    gap, margin = 24, 60
+    column = (width - 2 * margin - gap) / 2
+    frames = [
+        Frame(margin, margin, column, height - 2 * margin, id="left"),
+        Frame(margin + column + gap, margin, column, height - 2 * margin, id="right"),
+    ]
+    doc = BaseDocTemplate(str(path), pagesize=A4)
+    doc.addPageTemplates([PageTemplate(id="two", frames=frames, onPage=_furniture)])
+    flow: list[object] = []
+    for i, text in enumerate(paragraphs or story("report")):
+        if i and text == "Lead in drinking water":
+            flow.append(PageBreak())
+        flow.append(Paragraph(text, head if text in HEADINGS else body))
+    doc.build(flow)
+    return path
+
+
+def scanned_pdf(path: Path) -> Path:
+    """Write a PDF whose page is only an image of text (a scan): it has no text layer."""
+    from PIL import Image, ImageDraw
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    image = Image.new("L", (600, 200), 255)
+    ImageDraw.Draw(image).text((20, 80), "This page was scanned: it is only a picture of words.", fill=0)
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    pdf.drawImage(ImageReader(image), 72, 500, width=450, height=150)
+    pdf.showPage()
+    pdf.save()
+    return path
+
+
+def out_of_order_pdf(path: Path, paragraphs: list[str] | None = None) -> Path:
+    """Write one page whose paragraphs are drawn bottom first: the content stream's order is not the reading order."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+    from reportlab.platypus import Paragraph
+
+    body, _ = _styles()
+    texts = (paragraphs or story("report"))[1:5]
+    width, height = A4
+    placed = []
+    top = height - 72
+    for text in texts:
+        para = Paragraph(text, body)
+        _, h = para.wrap(width - 144, height)
+        placed.append((para, top - h))
+        top -= h + 16
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    for para, y in reversed(placed):
+        para.drawOn(pdf, 72, y)
+    pdf.showPage()
+    pdf.save()
+    return path

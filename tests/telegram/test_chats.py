@@ -1,0 +1,72 @@
+"""The Telegram bot's per-chat state in SQLite: scopes and the answers follow-ups refer to, kept durably
+and bounded."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bot.telegram.chats import KEEP_ANSWERS, AnswerContext, ChatState
+
+
+def test_scopes_persist_across_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    state = ChatState(path)
+    assert state.scope(5) is None
+    state.set_scope(5, (3, 1, 3))
+    state.set_scope(-100, (2,))
+    state.set_scope(-100, None)  # back to the whole library
+    state.close()
+    again = ChatState(path)
+    assert again.scope(5) == (1, 3) and again.scope(-100) is None and again.scope(6) is None
+
+
+def test_answers_are_remembered_per_chat_and_bounded(tmp_path: Path) -> None:
+    state = ChatState(tmp_path / "bot.sqlite3")
+    for message_id in range(1, KEEP_ANSWERS + 11):
+        state.remember(7, message_id, AnswerContext(f"question {message_id}", 2, "ab" * 32, (2, 4)))
+    state.remember(8, 1, AnswerContext("other chat", 0, "", None))
+    assert state.answers(7) == KEEP_ANSWERS
+    assert state.recall(7, 10) is None  # the oldest are forgotten
+    assert state.recall(7, KEEP_ANSWERS + 10) == AnswerContext(f"question {KEEP_ANSWERS + 10}", 2, "ab" * 32, (2, 4))
+    assert state.recall(8, 1) == AnswerContext("other chat", 0, "", None)
+    assert state.recall(9, 1) is None
+
+
+def test_a_write_killed_midway_loses_only_itself(tmp_path: Path) -> None:
+    """kill -9 while another process writes: what was committed before is there, and the file opens."""
+    path = tmp_path / "bot.sqlite3"
+    ChatState(path).set_scope(1, (4,))
+    script = (
+        "import sys, os\n"
+        "from bot.telegram.chats import ChatState, AnswerContext\n"
+        f"s = ChatState({str(path)!r})\n"
+        "print('ready', flush=True)\n"
+        "i = 0\n"
+        "while True:\n"
+        "    i += 1\n"
+        "    s.remember(2, i, AnswerContext('q', 1, 'f', None))\n"
+        "    s.set_scope(3, (i,))\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    process.kill()
+    process.wait(10)
+    state = ChatState(path)
+    assert state.scope(1) == (4,)
+    assert 0 < state.answers(2) <= KEEP_ANSWERS
+    assert state.scope(3) is not None
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_damaged_scope_row_reads_as_no_articles(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    ChatState(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO scope VALUES (1, 'not json'), (2, '{\"a\": 1}'), (3, '[1, \"x\", 2]')")
+    state = ChatState(path)
+    assert state.scope(1) == () and state.scope(2) == () and state.scope(3) == (1, 2)
