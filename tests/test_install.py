@@ -8,7 +8,6 @@ import importlib
 import importlib.metadata
 import pkgutil
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -132,6 +131,7 @@ def _installed() -> dict[str, str]:
 
 
 def _pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+ (requirements.lock is for 3.11)")
     with (ROOT / "pyproject.toml").open("rb") as file:
         return tomllib.load(file)["project"]
 
