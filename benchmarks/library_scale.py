@@ -159,25 +159,25 @@ def run_one(size: int, queries: int, workdir: Path) -> dict[str, float]:
         scores = np.concatenate([d.vectors @ q for d in index.articles.values()])
         top = np.argpartition(-scores, 100)[:100]
         exact[question] = (set(ids[top].tolist()), float(scores[top].min()))
-    shipped = index.store.vectors.nprobe
+    shipped = index.vectors.nprobe
     recall_at = {}
-    for nprobe in sorted({shipped, 16, 32, 64, 96, 128}) if index.store.vectors.kind == "ivf" else [shipped]:
-        index.store.vectors.nprobe = nprobe
+    for nprobe in sorted({shipped, 16, 32, 64, 96, 128}) if index.vectors.kind == "ivf" else [shipped]:
+        index.vectors.nprobe = nprobe
         hits, took = [], []
         for question in asked:
             q = searcher.encode(question)
             t0 = time.perf_counter()
-            _, found = index.store.vectors.search(q, 100)
+            _, found = index.vectors.search(q, 100)
             took.append(1000 * (time.perf_counter() - t0))
             truth, _ = exact[question]
             hits.append(len(truth & set(found.tolist())) / 100)
         recall_at[nprobe] = (round(float(np.mean(hits)), 4), round(float(np.median(took)), 2))
-    index.store.vectors.nprobe = shipped
+    index.vectors.nprobe = shipped
     disk = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
     return {
         "paragraphs": index.paragraphs,
-        "vectors": index.store.vectors.total,
-        "index": index.store.vectors.kind,
+        "vectors": index.vectors.total,
+        "index": index.vectors.kind,
         "synthetic_vectors": size > REAL_LIMIT,
         "build_s": round(build_seconds, 1),
         "open_s": round(open_seconds, 1),
