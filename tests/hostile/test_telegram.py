@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.telegram.format import Button, decode_button
+from bot.telegram.buttons import Button, decode_button
 from index.reading.article import Article
 from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
 from tests.support.telegram_harness import BotProcess, ask_and_time, free_port

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.telegram.format import Button, answer_buttons, decode_button
+from bot.telegram.buttons import Button, answer_buttons, decode_button
 from index.answer import ArticleRef, Passage, answer
 from index.search.library_index import ArticleData
 from index.search.retrieve import Searcher

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.telegram.format import MAX_MESSAGE, utf16_len
+from bot.telegram.split import MAX_MESSAGE, utf16_len
 from index.reading.ingest import read_article
 from tests.support.fake_telegram import TOKEN, FakeTelegram, Fault, parse_html
 from tests.support.telegram_harness import BotProcess
