@@ -41,12 +41,6 @@ _ids = itertools.count(60_000)
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def bot(server: FakeTelegram, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
     workdir = tmp_path_factory.mktemp("telegram-hostile")
     process = BotProcess(server, workdir, workdir / "data", **SHORT).start()

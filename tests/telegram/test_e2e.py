@@ -30,12 +30,6 @@ _ids = itertools.count(10_000)
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def bot(server: FakeTelegram, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
     workdir = tmp_path_factory.mktemp("telegram-bot")
     process = BotProcess(server, workdir, workdir / "data").start()

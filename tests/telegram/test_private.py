@@ -42,12 +42,6 @@ def _write_article(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def article_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("article") / "harbour.txt"
     _write_article(path)
