@@ -182,8 +182,12 @@ class _Atoms:
         return fit
 
     def part_end(self, start: int, limit: int) -> int:
-        """Return the boundary where the part starting at ``start`` ends: the end of the markup if the rest fits,
-        else the best boundary that fits, preferring one in the second half of the room."""
+        """Return the boundary where the part starting at ``start`` ends.
+
+        The end of the markup if the rest fits; else, of the boundaries up to :meth:`fit`, the best one at a space
+        or better in the second half of the room (the latest of equals), else the best such one in the first half,
+        else the last one between two characters, else (all of them just after opening tags) the last one.
+        """
         fit = self.fit(start, limit)
         if fit == self.count:
             return fit
