@@ -1,11 +1,12 @@
-"""Shared fixtures: the real model, the bundled article, and a way to run the real ``citebot`` command."""
+"""Shared fixtures: the real model, the bundled article, a way to run the real ``citebot`` command, and a fake
+Telegram Bot API server."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from index.reading.ingest import read_article
 from index.search.library_index import ArticleData
 from index.search.retrieve import Searcher
 from index.store.library import Library
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.paths import ROOT
 
 SHARED = ROOT.parent / "shared"
@@ -74,3 +76,10 @@ def run_citebot(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str
         )
 
     return run
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeTelegram]:
+    """A fake Telegram Bot API server on 127.0.0.1, one per test module (its bot serves the whole module)."""
+    with FakeTelegram() as fake:
+        yield fake

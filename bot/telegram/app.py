@@ -50,10 +50,10 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.settings import Settings
 from bot.telegram import ask, library
 from bot.telegram.chats import STATE_FILE, ChatState
-from bot.telegram.format import COMMANDS, example_candidates
 from bot.telegram.run import serve
 from bot.telegram.scheduler import FairScheduler, UserLimit
 from bot.telegram.state import BotState, acknowledge, addressed, bot_state, describe, send
+from bot.telegram.texts import COMMANDS, example_candidates
 from bot.telegram.transport import PatientRateLimiter, PollingErrors, PollingRequest, TokenWatch
 from index.errors import CitebotError
 from index.reading.ingest import read_article

@@ -18,24 +18,12 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.telegram.buttons import Button, answer_buttons, closest_buttons, decode_button, short
 from bot.telegram.chats import AnswerContext
 from bot.telegram.followup import expand_follow_up
-from bot.telegram.format import (
-    Button,
-    answer_buttons,
-    answer_html,
-    closest_buttons,
-    context_html,
-    decode_button,
-    greeting_html,
-    help_html,
-    inline_html,
-    question_text,
-    short,
-    source_html,
-    uncertain_html,
-)
+from bot.telegram.html import answer_html, context_html, inline_html, question_text, uncertain_html
 from bot.telegram.state import BotState, acknowledge, addressed, bot_state, describe, edit, send
+from bot.telegram.texts import greeting_html, help_html, source_html
 from index.answer import ArticleRef, Passage, clean_question, not_found
 from index.errors import QuestionError
 from index.search.library_index import ArticleData

@@ -21,15 +21,10 @@ from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.telegram.format import (
-    ARTICLES_PER_PAGE,
-    LibraryButton,
-    article_html,
-    articles_page,
-    decode_library_button,
-    scope_html,
-)
+from bot.telegram.buttons import LibraryButton, decode_library_button
+from bot.telegram.html import article_html
 from bot.telegram.state import BotState, acknowledge, addressed, bot_state, edit, may_change_scope, send
+from bot.telegram.texts import ARTICLES_PER_PAGE, articles_page, scope_html
 from index.errors import CitebotError
 from index.reading.article import Article
 from index.reading.ingest import parse_article

@@ -24,7 +24,8 @@ from telegram.ext import ContextTypes
 
 from bot.settings import Settings
 from bot.telegram.chats import ChatState
-from bot.telegram.format import entity_text, split_html
+from bot.telegram.html import entity_text
+from bot.telegram.split import split_html
 from index.answer import Answer, answer
 from index.search.library_index import ArticleData
 from index.search.retrieve import Searcher

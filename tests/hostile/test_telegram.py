@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.telegram.format import Button, decode_button
+from bot.telegram.buttons import Button, decode_button
 from index.reading.article import Article
 from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
 from tests.support.telegram_harness import BotProcess, ask_and_time, free_port
@@ -38,12 +38,6 @@ SHORT = {
     "TELEGRAM_CHAT_QUEUE": "10",
 }
 _ids = itertools.count(60_000)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

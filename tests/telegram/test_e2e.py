@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.telegram.format import Button, answer_buttons, decode_button
+from bot.telegram.buttons import Button, answer_buttons, decode_button
 from index.answer import ArticleRef, Passage, answer
 from index.search.library_index import ArticleData
 from index.search.retrieve import Searcher
@@ -27,12 +27,6 @@ from tests.support.telegram_harness import BotProcess, run_load
 SEED_TITLE = "Turkey launches 'limited' operation to retake Idlib towns"
 SEED_QUESTIONS = BENCHMARKS / "seed_questions.json"
 _ids = itertools.count(10_000)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

@@ -69,12 +69,6 @@ class Library:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def lib(server: FakeTelegram, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
     routes = {"/council": file("council.html"), "/secret": page(b"<html><body><p>Secret.</p></body></html>")}
     with NewsServer(routes) as news:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.telegram.format import MAX_MESSAGE, utf16_len
+from bot.telegram.split import MAX_MESSAGE, utf16_len
 from index.reading.ingest import read_article
 from tests.support.fake_telegram import TOKEN, FakeTelegram, Fault, parse_html
 from tests.support.telegram_harness import BotProcess
@@ -39,12 +39,6 @@ def _write_article(path: Path) -> None:
         "Fog closes the harbour mouth on about twenty mornings a year.",
     ]
     path.write_text("\n\n".join(paragraphs) + "\n")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

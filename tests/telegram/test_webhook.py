@@ -22,12 +22,6 @@ SECRET = "s3cret-Token_for-tests"
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def hook_port() -> int:
     return free_port()
 
