@@ -101,6 +101,6 @@ def test_no_import_cycle() -> None:
 
 def test_importing_the_packages_loads_nothing_heavy() -> None:
     heavy = ["torch", "transformers", "sentence_transformers", "faiss", "telegram", "numpy", "trafilatura"]
-    code = "import sys, index, bot; print(' '.join(m for m in %r if m in sys.modules))" % (heavy,)
+    code = f"import sys, index, bot; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert loaded.stdout.strip() == ""
