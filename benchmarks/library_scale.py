@@ -77,6 +77,7 @@ def run_one(size: int, queries: int, workdir: Path) -> dict[str, float]:
     from index.config import IndexConfig
     from index.reading.article import article_from_paragraphs
     from index.search.retrieve import Searcher
+    from index.store.catalog import Provenance
     from index.store.library import Library, Prepared, _background
     from index.store.vectors import vector_id
 
@@ -121,7 +122,7 @@ def run_one(size: int, queries: int, workdir: Path) -> dict[str, float]:
                 article.text, article.paragraphs, rows_array, np.zeros(0, np.int32), np.zeros(1, np.int64)
             )
             background = _background(vectors, shell, config.window, embedder)
-            prepared = Prepared(article, rows_array, [terms[i] for i in ids], vectors, background, "text", {})
+            prepared = Prepared(article, rows_array, [terms[i] for i in ids], vectors, background, Provenance())
             library._store(prepared)
             stored_vectors += len(ids)
     build_seconds = time.perf_counter() - built

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -123,8 +123,11 @@ class Report:
 
 # --- pure metric functions -------------------------------------------------------------------------
 
+#: What a ranking ranks: a paragraph number, or an ``(article id, paragraph)`` pair.
+_Item = TypeVar("_Item")
 
-def reciprocal_rank(ranked: Sequence[int], gold: Collection[int]) -> float:
+
+def reciprocal_rank(ranked: Sequence[_Item], gold: Collection[_Item]) -> float:
     """Return ``1 / position`` of the first of ``gold`` in ``ranked`` (1-based), or 0 when none is there."""
     for position, item in enumerate(ranked, start=1):
         if item in gold:
@@ -132,7 +135,7 @@ def reciprocal_rank(ranked: Sequence[int], gold: Collection[int]) -> float:
     return 0.0
 
 
-def hit_at(ranked: Sequence[int], gold: Collection[int], k: int) -> bool:
+def hit_at(ranked: Sequence[_Item], gold: Collection[_Item], k: int) -> bool:
     """Return whether one of ``gold`` is among the first ``k`` of ``ranked``."""
     return any(item in gold for item in ranked[:k])
 
@@ -196,7 +199,7 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
                 out[f"{kind}_uncertain"] = _share(o.verdict == "uncertain" for o in group)
         before = [o for o in outcomes if o.found_before is not None]
         if before:
-            out["answerable_found_before"] = _share(o.found_before for o in before if o.kind == ANSWERABLE)
+            out["answerable_found_before"] = _share(bool(o.found_before) for o in before if o.kind == ANSWERABLE)
             out["offtopic_rejected_before"] = _share(not o.found_before for o in before if o.kind == OFFTOPIC)
             if unanswerable:
                 out["unanswerable_rejected_before"] = _share(
@@ -335,8 +338,8 @@ def baseline_rankings(searcher: Searcher, question: str) -> dict[str, list[tuple
             best_sentence[(data.key, p)] = a + int(np.argmax(cos[a:b])) if b > a else -1
     rrf = np.zeros(len(lib.alive))
     for scores in (bm25, dense):
-        order = np.argsort(-scores, kind="stable")
-        rrf[order] += 1.0 / (RRF_K + np.arange(1, len(order) + 1))
+        by_score = np.argsort(-scores, kind="stable")
+        rrf[by_score] += 1.0 / (RRF_K + np.arange(1, len(by_score) + 1))
     rrf = np.where(lib.alive, rrf, -np.inf)
     out: dict[str, list[tuple[ArticleData, int, int | None]]] = {}
     for method, scores in (("bm25", bm25), ("dense", dense), ("rrf", rrf)):
@@ -468,11 +471,11 @@ def evaluate(
             report.build_seconds.append(time.perf_counter() - built)
         paragraphs = searcher.index.paragraphs
         k = min(MAX_K, paragraphs)
-        for text, kind, number, q in asked:
+        for text, kind, owner, asked_q in asked:
             gold: tuple[tuple[int, int], ...] = ()
-            if q is not None and number is not None and kind == ANSWERABLE:
-                gold = tuple((ids[number], i + 1) for i in mappings[number][q.paragraph])
-            golds = q.answers if q is not None else ()
+            if asked_q is not None and owner is not None and kind == ANSWERABLE:
+                gold = tuple((ids[owner], i + 1) for i in mappings[owner][asked_q.paragraph])
+            golds = asked_q.answers if asked_q is not None else ()
             t0 = time.perf_counter()
             question = clean_question(text)  # what index.answer.answer does, kept apart to read the ranking
             ranking = searcher.rank(question)

@@ -11,16 +11,17 @@ Telegram bot) call these; nothing here prints.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.robotparser import RobotFileParser
 
 from index.errors import CitebotError
 from index.reading.article import Article
 from index.reading.feeds import read_feed
-from index.reading.fetch import FetchConfig, NotModified, article_from_fetched, fetch, robots_allowed
+from index.reading.fetch import FetchConfig, Fetched, NotModified, article_from_fetched, fetch, robots_allowed
 from index.reading.ingest import read_article
-from index.store.catalog import ArticleRecord, now
+from index.store.catalog import ArticleRecord, Provenance, now
 
 if TYPE_CHECKING:
     from index.analysis.embed import Embedder
@@ -38,13 +39,11 @@ class Loaded:
 
     Attributes:
         article: the cleaned article (its ``source`` is the path or the URL asked for).
-        kind: ``"text"``, ``"markdown"``, ``"html"`` or ``"pdf"``.
-        meta: catalog columns: ``fetched_at``, ``etag``, ``last_modified`` for a web page.
+        provenance: its kind and, for a web page, when it was fetched and the server's validators.
     """
 
     article: Article
-    kind: str
-    meta: dict[str, str | None] = field(default_factory=dict)
+    provenance: Provenance
 
 
 def _kind(article: Article, name: str, content_type: str | None = None) -> str:
@@ -59,6 +58,12 @@ def _kind(article: Article, name: str, content_type: str | None = None) -> str:
     return "text"
 
 
+def _fetched_provenance(article: Article, got: Fetched) -> Provenance:
+    """Return what the catalog keeps about a fetched page: its kind, when it was fetched, its validators."""
+    kind = _kind(article, got.final_url, got.content_type)
+    return Provenance(kind, fetched_at=got.fetched_at, etag=got.etag, last_modified=got.last_modified)
+
+
 def load(source: str, config: FetchConfig | None = None) -> Loaded:
     """Return the article at ``source``: a file path, or an http(s) URL fetched under ``config``'s rules.
 
@@ -70,17 +75,17 @@ def load(source: str, config: FetchConfig | None = None) -> Loaded:
         path = Path(source).expanduser()
         article = read_article(path)
         absolute = str(path.resolve()) if path.exists() else str(path)
-        return Loaded(replace(article, source=absolute), _kind(article, path.name))
+        return Loaded(replace(article, source=absolute), Provenance(_kind(article, path.name)))
     got = fetch(source, config)
     assert not isinstance(got, NotModified)  # no condition was sent
     article = replace(article_from_fetched(got), source=source)
-    meta = {"fetched_at": got.fetched_at, "etag": got.etag, "last_modified": got.last_modified}
-    return Loaded(article, _kind(article, got.final_url, got.content_type), meta)
+    return Loaded(article, _fetched_provenance(article, got))
 
 
 def add_loaded(library: Library, embedder: Embedder, loaded: Loaded, feed: str | None = None) -> AddResult:
     """Add a loaded article to ``library`` (no-op when it has the content; a replacement for the same source)."""
-    return library.add(loaded.article, embedder, kind=loaded.kind, feed=feed, **loaded.meta)
+    provenance = loaded.provenance if feed is None else replace(loaded.provenance, feed=feed)
+    return library.add(loaded.article, embedder, provenance)
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def _add_items(
     report: Callable[[Change], None],
 ) -> list[Change]:
     changes = []
-    robots: dict[str, object] = {}
+    robots: dict[str, RobotFileParser] = {}
     for item in urls:
         if library.catalog.by_source(item) is not None:
             continue
@@ -187,11 +192,10 @@ def _refresh_article(library: Library, embedder: Embedder, record: ArticleRecord
             library.catalog.touch(record.id, fetched_at=now())
             return Change(record.source, "unchanged", record)
         article = replace(article_from_fetched(got), source=record.source)
-        meta = {"fetched_at": got.fetched_at, "etag": got.etag, "last_modified": got.last_modified}
         if article.fingerprint == record.fingerprint:
-            library.catalog.touch(record.id, **meta)
+            library.catalog.touch(record.id, fetched_at=got.fetched_at, etag=got.etag, last_modified=got.last_modified)
             return Change(record.source, "unchanged", record)
-        loaded = Loaded(article, _kind(article, got.final_url, got.content_type), meta)
+        loaded = Loaded(article, _fetched_provenance(article, got))
         result = add_loaded(library, embedder, loaded, feed=record.feed)
         return Change(record.source, result.status, result.record)
     except CitebotError as exc:

@@ -17,6 +17,7 @@ from index.reading.feeds import Feed, read_feed
 from index.reading.fetch import FetchConfig, NotModified, article_from_fetched, fetch
 from index.reading.ingest import parse_article, read_article
 from index.search.retrieve import Searcher
+from index.sources import add_feed, add_loaded, load, refresh
 from index.store.library import Library
 from tests.support.news_server import NewsServer, file, page
 from tests.support.paths import SOURCES as DATA
@@ -193,6 +194,7 @@ RSS = """<?xml version="1.0" encoding="UTF-8"?>
 {items}
 </channel></rss>"""
 ITEM = "<item><title>{title}</title><link>{link}</link><guid>{guid}</guid><pubDate>{date}</pubDate></item>"
+LAST_MODIFIED = "Fri, 14 Mar 2025 10:00:00 GMT"
 
 
 def _feed(base: str, items: list[tuple[str, str, str]]) -> bytes:
@@ -232,6 +234,41 @@ def test_a_feed_whose_items_change_between_two_reads() -> None:
         old_urls, new_urls = {i.url for i in feed.items}, {i.url for i in changed.items}
         assert new_urls - old_urls == {server.url("/notes/bzip2.html")}
         assert old_urls - new_urls == {server.url("/news/harbour.html")}
+
+
+def test_where_an_article_came_from_reaches_the_catalog_and_refresh_updates_it(embedder, tmp_path: Path) -> None:
+    library = Library(None, IndexConfig(seed=False))
+    with NewsServer() as server:
+        harbour = server.url("/news/harbour.html")
+        server.routes["/news/harbour.html"] = file("harbour.html", ETag='"h1"', **{"Last-Modified": LAST_MODIFIED})
+        items = [("Harbour reopens", harbour, "Fri, 14 Mar 2025 09:30:00 GMT")]
+        server.routes["/feed.xml"] = page(_feed(server.url(""), items), "application/rss+xml")
+        changes = add_feed(library, embedder, server.url("/feed.xml"), LOCAL)
+        assert [(c.source, c.status) for c in changes] == [(harbour, "added")]
+        record = library.catalog.by_source(harbour)
+        assert record is not None
+        assert (record.kind, record.feed, record.etag, record.last_modified) == (
+            "html",
+            server.url("/feed.xml"),
+            '"h1"',
+            LAST_MODIFIED,
+        )
+        assert record.fetched_at and record.url == harbour
+
+        server.routes["/news/harbour.html"] = file("harbour.html", ETag='"h2"')  # same text, new validators
+        assert [(c.source, c.status) for c in refresh(library, embedder, LOCAL)] == [(harbour, "unchanged")]
+        touched = library.catalog.by_source(harbour)
+        assert touched is not None and (touched.id, touched.etag, touched.last_modified) == (record.id, '"h2"', None)
+
+    markdown = tmp_path / "notes.md"
+    markdown.write_text("# Notes\n\nThe ferry to the islands sails on Monday, the port authority said.\n")
+    added = add_loaded(library, embedder, load(str(markdown)))
+    assert (added.status, added.record.kind, added.record.feed, added.record.fetched_at) == (
+        "added",
+        "markdown",
+        None,
+        None,
+    )
 
 
 def test_an_atom_feed_and_a_page_that_is_not_a_feed() -> None:

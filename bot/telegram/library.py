@@ -28,6 +28,7 @@ from bot.telegram.texts import ARTICLES_PER_PAGE, articles_page, scope_html
 from index.errors import CitebotError
 from index.reading.article import Article
 from index.reading.ingest import parse_article
+from index.store.catalog import Provenance
 from index.store.library import AddResult
 
 log = logging.getLogger("citebot.telegram")
@@ -260,8 +261,7 @@ async def _add(state: BotState, status: Message, name: str, read: Callable[[], A
         writer, searcher = state.writer, state.ready
         assert writer is not None
         chosen = kind or ("pdf" if article.pages else "html" if article.url else "text")
-        meta = {"url": article.url, "site": article.site, "fetched_at": article.fetched_at}
-        job = partial(writer.add, article, searcher.embedder, chosen, None, **meta)
+        job = partial(writer.add, article, searcher.embedder, Provenance(chosen))
         result: AddResult = await loop.run_in_executor(state.adding, job)
     except CitebotError as exc:
         await edit(status, html.escape(f"Not added: {_sentence(str(exc))}"))

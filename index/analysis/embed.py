@@ -99,7 +99,10 @@ class Embedder:
         self.name = model
         self.location = resolve_model(model)
         self._model: SentenceTransformer = self._load(device)
-        self.dimension = int(self._model.get_embedding_dimension())
+        dimension = self._model.get_embedding_dimension()
+        if dimension is None:  # a model whose output size is unknown until it runs: citebot cannot size its index
+            raise ModelError(f"cannot use embedding model {self.name!r}: it does not say its embedding dimension")
+        self.dimension = int(dimension)
         #: The default of :meth:`encode`'s ``progress``; ``False`` silences every bar (``citebot eval`` has its own).
         self.progress: bool | None = None
 

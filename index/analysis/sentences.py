@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pysbd
 
     from index.reading.article import Article
@@ -121,7 +122,7 @@ def split_sentences(article: Article) -> list[Sentence]:
     return sentences
 
 
-def sentence_windows(sentence_paragraph: Sequence[int], window: int) -> list[tuple[int, int]]:
+def sentence_windows(sentence_paragraph: Sequence[int] | np.ndarray, window: int) -> list[tuple[int, int]]:
     """Return the ``(first, last)`` sentence ranges (``last`` exclusive) of windows of ``window`` sentences.
 
     ``sentence_paragraph[i]`` is the paragraph of sentence ``i`` (sentences in order). Windows have stride

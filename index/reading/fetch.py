@@ -566,11 +566,12 @@ def robots_allowed(
             )
         except FetchStatusError as exc:
             if 400 <= exc.status < 500:
-                parser.allow_all = True  # no robots.txt: everything is allowed
+                # typeshed leaves out RobotFileParser's allow_all/disallow_all (plain attributes since Python 2).
+                parser.allow_all = True  # type: ignore[attr-defined]  # no robots.txt: everything is allowed
             else:
-                parser.disallow_all = True
+                parser.disallow_all = True  # type: ignore[attr-defined]
         except FetchError:
-            parser.disallow_all = True  # unreachable this time: crawl nothing, try again next run
+            parser.disallow_all = True  # type: ignore[attr-defined]  # unreachable: crawl nothing, try next run
         else:
             if isinstance(got, Fetched):
                 parser.parse(got.body.decode("utf-8", "replace").splitlines())

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import lxml.etree
+    import lxml.html
 
 #: class or id words that mark a block as an advertisement, navigation or other page furniture.
 _FURNITURE_NAMES = re.compile(
@@ -50,12 +55,12 @@ class Document:
     canonical_url: str | None = None
 
 
-def _text(element: object) -> str:
+def _text(element: lxml.etree._Element) -> str:
     """Return an element's text with every run of white space, line breaks included, as one space."""
-    return " ".join("".join(element.itertext()).split())  # type: ignore[attr-defined]
+    return " ".join("".join(element.itertext()).split())
 
 
-def _strip_furniture(html: str) -> object | None:
+def _strip_furniture(html: str) -> lxml.html.HtmlElement | None:
     """Parse ``html`` and remove scripts, navigation and elements whose class or id names an ad or furniture."""
     import lxml.etree
     import lxml.html
@@ -102,10 +107,10 @@ def _blocks_from_xml(xml: str) -> list[str]:
     return [b for b in blocks if b]
 
 
-def _blocks_fallback(tree: object) -> list[str]:
+def _blocks_fallback(tree: lxml.html.HtmlElement) -> list[str]:
     """Return the outermost block elements' text in document order, for pages trafilatura finds no story in."""
     blocks: list[str] = []
-    for element in tree.iter(*_BLOCK_TAGS):  # type: ignore[attr-defined]
+    for element in tree.iter(*_BLOCK_TAGS):
         if any(ancestor.tag in _BLOCK_TAGS for ancestor in element.iterancestors()):
             continue
         text = _text(element)
@@ -146,11 +151,9 @@ def read_html(html: str, url: str | None = None) -> Document:
     )
 
 
-def _canonical_url(tree: object) -> str | None:
+def _canonical_url(tree: lxml.html.HtmlElement) -> str | None:
     """Return the page's ``<link rel="canonical">`` or ``og:url`` when it has one."""
-    for href in tree.xpath(  # type: ignore[attr-defined]
-        "//link[@rel='canonical']/@href | //meta[@property='og:url']/@content"
-    ):
+    for href in tree.xpath("//link[@rel='canonical']/@href | //meta[@property='og:url']/@content"):
         if str(href).startswith(("http://", "https://")):
             return str(href).strip()
     return None

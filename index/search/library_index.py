@@ -304,8 +304,8 @@ class LibraryIndex:
                     with contextlib.suppress(IndexCorruptError):
                         everything[key] = self.library.load_vectors(records[key], mapped=True)
                 self.vectors = VectorIndex.build(self.dimension, everything, exact_limit=limit, add=False)
-                for key, data in self.articles.items():
-                    self.vectors.add(key, data.vectors)
+                for key, held in self.articles.items():
+                    self.vectors.add(key, held.vectors)
             loaded = {}
             for key in sorted(new):
                 data = self._load_one(records[key])
@@ -353,7 +353,8 @@ class LibraryIndex:
         if keys is None:
             known = (query >= 0) & (query < len(self._paragraph_df))
             at = np.where(known, query, 0)
-            paragraphs, sentences, p_len, s_len = self._totals
+            paragraphs, sentences = int(self._totals[0]), int(self._totals[1])
+            p_len, s_len = float(self._totals[2]), float(self._totals[3])
             return CollectionStats(
                 paragraphs=int(paragraphs),
                 paragraph_df=np.where(known, self._paragraph_df[at] if len(self._paragraph_df) else 0, 0.0),

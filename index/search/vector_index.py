@@ -111,7 +111,9 @@ class VectorIndex:
     @property
     def nlist(self) -> int:
         """The number of IVF lists (0 for an exact index)."""
-        return int(self._index.nlist) if self.kind == "ivf" else 0
+        import faiss
+
+        return int(self._index.nlist) if isinstance(self._index, faiss.IndexIVF) else 0
 
     def add(self, key: int, vectors: np.ndarray) -> None:
         """Add the sentence vectors of stored version ``key`` (ids ``key << 20 | 0..n-1``)."""
@@ -147,10 +149,13 @@ class VectorIndex:
             if not len(ids):
                 return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
             selector = faiss.IDSelectorBatch(ids)
+        # faiss's stubs declare SearchParameters() without arguments; its wrapper takes fields as keywords (and
+        # keeps the selector alive while the parameters live).
+        params: faiss.SearchParameters | None
         if self.kind == "ivf":
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)  # type: ignore[call-arg]
         else:
-            params = faiss.SearchParameters(sel=selector) if selector else None
+            params = faiss.SearchParameters(sel=selector) if selector else None  # type: ignore[call-arg]
         scores, ids = self._index.search(query.reshape(1, -1).astype(np.float32), min(k, self.total), params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]

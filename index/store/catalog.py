@@ -195,6 +195,25 @@ class StoredText:
     pages: tuple[int, ...] | None = None
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where an article version came from, as the catalog keeps it beside the text (all but ``kind`` unset for a file).
+
+    Attributes:
+        kind: ``"text"``, ``"markdown"``, ``"html"`` or ``"pdf"``.
+        fetched_at: when it was fetched (ISO 8601, UTC), for a web page.
+        etag: the server's ETag, for the next conditional request.
+        last_modified: the server's Last-Modified, likewise.
+        feed: the URL of the feed the article came from, when it came from one.
+    """
+
+    kind: str = "text"
+    fetched_at: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    feed: str | None = None
+
+
 @dataclass
 class NewArticle:
     """What :meth:`Catalog.insert` stores: the record's columns and the text (see :class:`StoredText`)."""

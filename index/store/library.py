@@ -38,7 +38,7 @@ from index.config import IndexConfig, default_article
 from index.errors import DataDirError, IndexCorruptError, LibraryError
 from index.reading.article import Article
 from index.reading.ingest import read_article
-from index.store.catalog import ArticleRecord, Catalog, NewArticle, StoredText
+from index.store.catalog import ArticleRecord, Catalog, NewArticle, Provenance, StoredText
 from index.store.locking import hold
 from index.store.vectors import MAX_SENTENCES, load_vectors, save_vectors
 
@@ -115,8 +115,7 @@ class Prepared:
     terms: list[list[str]]
     vectors: np.ndarray
     background: Background
-    kind: str
-    meta: dict[str, str | None]
+    provenance: Provenance
 
 
 class Library:
@@ -314,7 +313,7 @@ class Library:
 
     # --- writing ----------------------------------------------------------------------------------------
 
-    def prepare(self, article: Article, embedder: Embedder, kind: str = "text", **meta: str | None) -> Prepared:
+    def prepare(self, article: Article, embedder: Embedder, provenance: Provenance | None = None) -> Prepared:
         """Split, tokenise and embed ``article`` (the slow part of adding; no lock is held)."""
         sentences = split_sentences(article)
         if len(sentences) >= MAX_SENTENCES:
@@ -327,7 +326,7 @@ class Library:
             article.text, article.paragraphs, rows, np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int64)
         )
         background = _background(vectors, stored, self.config.window, embedder)
-        return Prepared(article, rows, terms, vectors, background, kind, dict(meta))
+        return Prepared(article, rows, terms, vectors, background, provenance or Provenance())
 
     def _write_vectors(self, key: int, vectors: np.ndarray) -> str:
         if self.directory is None:
@@ -338,15 +337,15 @@ class Library:
     def _store(self, prepared: Prepared, replace: ArticleRecord | None = None) -> ArticleRecord:
         key = self.catalog.next_key()
         sha = self._write_vectors(key, prepared.vectors)
-        a = prepared.article
+        a, p = prepared.article, prepared.provenance
         record = self.catalog.insert(
             key,
             NewArticle(
                 source=a.source,
                 fingerprint=a.fingerprint,
                 title=a.title,
-                date=a.date or prepared.meta.get("date"),
-                kind=prepared.kind,
+                date=a.date,
+                kind=p.kind,
                 text=a.text,
                 paragraphs=a.paragraphs,
                 sentences=prepared.sentences,
@@ -354,14 +353,14 @@ class Library:
                 vectors_sha256=sha,
                 background_mean=prepared.background.mean,
                 background_std=prepared.background.std,
-                url=prepared.meta.get("url") or getattr(a, "url", None),
-                site=prepared.meta.get("site") or getattr(a, "site", None),
-                author=prepared.meta.get("author") or getattr(a, "author", None),
-                fetched_at=prepared.meta.get("fetched_at") or getattr(a, "fetched_at", None),
-                etag=prepared.meta.get("etag"),
-                last_modified=prepared.meta.get("last_modified"),
-                feed=prepared.meta.get("feed"),
-                pages=getattr(a, "pages", None),
+                url=a.url,
+                site=a.site,
+                author=a.author,
+                fetched_at=p.fetched_at or a.fetched_at,
+                etag=p.etag,
+                last_modified=p.last_modified,
+                feed=p.feed,
+                pages=a.pages,
             ),
             replace=replace,
         )
@@ -380,20 +379,20 @@ class Library:
         self,
         article: Article,
         embedder: Embedder,
-        kind: str = "text",
+        provenance: Provenance | None = None,
         on_prepared: Callable[[], None] | None = None,
-        **meta: str | None,
     ) -> AddResult:
         """Add ``article``: a no-op when the library has its content, a replacement when its source has another.
 
-        Only this article is embedded; nothing stored is recomputed.
+        Only this article is embedded; nothing stored is recomputed. ``provenance`` is where it came from
+        (a plain text file when not given).
         """
         started = time.perf_counter()
         self.ensure_ready(embedder)
         existing = self.catalog.by_fingerprint(article.fingerprint)
         if existing is not None:
             return AddResult("unchanged", existing, time.perf_counter() - started)
-        prepared = self.prepare(article, embedder, kind, **meta)
+        prepared = self.prepare(article, embedder, provenance)
         if on_prepared is not None:
             on_prepared()
         with self.writing():
