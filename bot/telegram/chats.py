@@ -77,9 +77,8 @@ class ChatState:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
-        #: Whether the last access failed (the file is damaged or unreadable); said once in the log.
+        #: Whether the file failed (damaged or unreadable): it is then left alone until a restart.
         self.damaged = False
-        self._said = False
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -96,23 +95,32 @@ class ChatState:
             self._db.close()
 
     def _safely(self, job: Callable[[], T], fallback: T) -> T:
-        """Return ``job()`` under the lock, or ``fallback`` when the file fails (logged once, not raised)."""
+        """Return ``job()`` under the lock, or ``fallback`` when the file fails or has failed before (from then on
+        it is not touched again until a restart; logged once). A busy file fails only that one call."""
         with self._lock:
-            try:
-                result = job()
-            except sqlite3.Error as exc:
-                self.damaged = True
-                if not self._said:
-                    self._said = True
-                    log.error(
-                        "the chat state %s cannot be used (%s): answering without the chats' choices of articles "
-                        "and without follow-ups; stop the bot, move the file away and start it again to begin afresh",
-                        self.path,
-                        exc,
-                    )
+            if self.damaged:
                 return fallback
-            self.damaged = False
-            return result
+            try:
+                return job()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    self._damage(exc)
+                else:
+                    log.warning("the chat state %s is busy (%s): skipped it once", self.path, exc)
+                return fallback
+            except sqlite3.Error as exc:
+                self._damage(exc)
+                return fallback
+
+    def _damage(self, exc: sqlite3.Error) -> None:
+        """Stop using the file for good and say so in the log."""
+        self.damaged = True
+        log.error(
+            "the chat state %s cannot be used (%s): answering without the chats' choices of articles and "
+            "without follow-ups; stop the bot, move the file away and start it again to begin afresh",
+            self.path,
+            exc,
+        )
 
     def scope(self, chat_id: int) -> tuple[int, ...] | None:
         """Return the article ids ``chat_id`` asks, or ``None`` for the whole library (also when unreadable)."""

@@ -457,6 +457,7 @@ def test_a_chat_over_its_queue_is_told_once(bot: BotProcess, server: FakeTelegra
 
 
 # --- issue 14: an admin's bot with a local Bot API server -----------------------------------------------------
+# The tests below run in order on one bot: later ones ask about the articles the earlier ones added.
 
 
 @pytest.fixture(scope="module")
