@@ -2,8 +2,8 @@
 
 :class:`FairScheduler` is python-telegram-bot's update processor. Each update
 goes into its chat's queue (bounded: a full queue drops new updates, logged
-once per flood, and the chat gets one notice per flood); a fixed pool of workers takes the chats round robin, one
-update of a chat at a time, so the updates of one chat are handled in order
+and told to the chat once per flood); a fixed pool of workers takes the chats
+round robin, one update of a chat at a time, so the updates of one chat are handled in order
 and a chat with a backlog gets one turn in N, not all of them. Each user has a
 token bucket (a burst, then so many updates a minute): an update beyond it is
 dropped and the user gets one polite notice per flood. Updates are remembered
