@@ -54,6 +54,7 @@ class Settings:
     telegram_delivery_retry_seconds: float = 120.0
     telegram_unauthorized_exit_seconds: float = 120.0
     telegram_shutdown_seconds: float = 10.0
+    telegram_local_files_dir: Path | None = None
     fetch: FetchConfig = field(default_factory=FetchConfig)
 
     @classmethod
@@ -113,6 +114,7 @@ class Settings:
                 "TELEGRAM_UNAUTHORIZED_EXIT_SECONDS", _float_in(0.0, 86400.0), 120.0
             ),
             telegram_shutdown_seconds=get("TELEGRAM_SHUTDOWN_SECONDS", _float_in(0.0, 600.0), 10.0),
+            telegram_local_files_dir=get("TELEGRAM_LOCAL_FILES_DIR", _directory, None),
             fetch=_fetch_config(get),
         )
 
@@ -139,6 +141,15 @@ def _flag(raw: str) -> bool:
 
 def _path(raw: str) -> Path:
     return Path(raw).expanduser()
+
+
+def _directory(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise ValueError("expected the absolute path of the local Bot API server's working directory")
+    if not path.is_dir():
+        raise ValueError("expected an existing directory (the local Bot API server's --dir)")
+    return path
 
 
 def _number_in(cast: Callable[[str], N], low: N, high: N, kind: str) -> Callable[[str], N]:

@@ -62,7 +62,7 @@ async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None:
         return
     state = bot_state(context)
-    scope = await state.live_scope(message.chat_id)
+    scope = await state.chat_scope(message)
     records = await state.records(scope)
     await send(message, greeting_html(records, state.examples if scope is None else ()))
 
@@ -82,7 +82,7 @@ async def on_source(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None:
         return
     state = bot_state(context)
-    records = await state.records(await state.live_scope(message.chat_id))
+    records = await state.records(await state.chat_scope(message))
     parts = [source_html(r) for r in records[:SOURCE_ARTICLES]]
     if len(records) > SOURCE_ARTICLES:
         parts.append(f"…and {len(records) - SOURCE_ARTICLES} more: /articles lists them all.")
@@ -136,7 +136,7 @@ async def answer_question(message: Message, context: ContextTypes.DEFAULT_TYPE, 
         reason = str(exc)
         await send(message, html.escape(reason[:1].upper() + reason[1:] + "."))
         return
-    scope = await state.live_scope(message.chat_id)
+    scope = await state.chat_scope(message)
     earlier = _replied_answer(message, context, state)
     if earlier is not None:
         scope = (earlier.article,) if earlier.article else earlier.scope
@@ -218,7 +218,7 @@ async def _show_next(update: Update, message: Message, context: ContextTypes.DEF
     else:
         asked = message.reply_to_message
         question = question_text(asked.text or "", context.bot.username) if asked is not None else ""
-        scope = await state.live_scope(message.chat_id)
+        scope = await state.chat_scope(message)
     if not question:
         await acknowledge(update, NO_QUESTION)
         return

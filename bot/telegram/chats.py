@@ -4,16 +4,28 @@ Two things: each chat's scope (the article ids it asks, or the whole library), a
 :data:`KEEP_ANSWERS` answers of each chat, which question and article they belong to (so a reply to
 an answer asks a follow-up within its article). Every write is one transaction: a kill at any moment
 loses at most the write in flight. No pickle: plain rows, the scope as a JSON list of integers.
+
+The chat state is a convenience, never a reason not to answer: a file that cannot be opened at start-up is a
+one-line :class:`~index.errors.CitebotError`; a file damaged while the bot runs reads as empty (every chat asks
+the whole library, replies are ordinary questions) and writes to it are skipped, said once in the log.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from index.errors import CitebotError
+
+log = logging.getLogger("citebot.telegram")
+T = TypeVar("T")
 
 #: The file, in ``CITEBOT_DATA_DIR``.
 STATE_FILE = "bot.sqlite3"
@@ -56,67 +68,128 @@ class AnswerContext:
 
 
 class ChatState:
-    """The per-chat state in ``path`` (an SQLite file, created if missing; ``":memory:"`` for tests)."""
+    """The per-chat state in ``path`` (an SQLite file, created if missing; ``":memory:"`` for tests).
+
+    Raises:
+        CitebotError: when ``path`` cannot be opened as the chat state (a directory, another kind of file).
+    """
 
     def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        #: Whether the file failed (damaged or unreadable): it is then left alone until a restart.
+        self.damaged = False
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise CitebotError(
+                f"{self.path} is not a readable chat state of the bot ({exc}): move it away and start again "
+                "(a new one is created; only the chats' choices of articles and follow-ups are lost)"
+            ) from None
 
     def close(self) -> None:
         """Close the database."""
         with self._lock:
             self._db.close()
 
-    def scope(self, chat_id: int) -> tuple[int, ...] | None:
-        """Return the article ids ``chat_id`` asks, or ``None`` for the whole library."""
+    def _safely(self, job: Callable[[], T], fallback: T) -> T:
+        """Return ``job()`` under the lock, or ``fallback`` when the file fails or has failed before (from then on
+        it is not touched again until a restart; logged once). A busy file fails only that one call."""
         with self._lock:
-            row = self._db.execute("SELECT articles FROM scope WHERE chat_id = ?", (chat_id,)).fetchone()
-        return _ids(row[0]) if row else None
+            if self.damaged:
+                return fallback
+            try:
+                return job()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    self._damage(exc)
+                else:
+                    log.warning("the chat state %s is busy (%s): skipped it once", self.path, exc)
+                return fallback
+            except sqlite3.Error as exc:
+                self._damage(exc)
+                return fallback
 
-    def set_scope(self, chat_id: int, articles: tuple[int, ...] | None) -> None:
-        """Make ``chat_id`` ask ``articles`` (``None``: the whole library)."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            if articles is None:
-                self._db.execute("DELETE FROM scope WHERE chat_id = ?", (chat_id,))
-            else:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO scope (chat_id, articles) VALUES (?, ?)",
-                    (chat_id, json.dumps(sorted(set(articles)))),
-                )
+    def _damage(self, exc: sqlite3.Error) -> None:
+        """Stop using the file for good and say so in the log."""
+        self.damaged = True
+        log.error(
+            "the chat state %s cannot be used (%s): answering without the chats' choices of articles and "
+            "without follow-ups; stop the bot, move the file away and start it again to begin afresh",
+            self.path,
+            exc,
+        )
+
+    def scope(self, chat_id: int) -> tuple[int, ...] | None:
+        """Return the article ids ``chat_id`` asks, or ``None`` for the whole library (also when unreadable)."""
+
+        def job() -> tuple[int, ...] | None:
+            row = self._db.execute("SELECT articles FROM scope WHERE chat_id = ?", (chat_id,)).fetchone()
+            return _ids(row[0]) if row else None
+
+        return self._safely(job, None)
+
+    def set_scope(self, chat_id: int, articles: tuple[int, ...] | None) -> bool:
+        """Make ``chat_id`` ask ``articles`` (``None``: the whole library); return whether it was saved."""
+
+        def job() -> bool:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                if articles is None:
+                    self._db.execute("DELETE FROM scope WHERE chat_id = ?", (chat_id,))
+                else:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO scope (chat_id, articles) VALUES (?, ?)",
+                        (chat_id, json.dumps(sorted(set(articles)))),
+                    )
+            return True
+
+        return self._safely(job, False)
 
     def remember(self, chat_id: int, message_id: int, context: AnswerContext) -> None:
-        """Remember what answer ``message_id`` was about; forget the chat's answers beyond :data:`KEEP_ANSWERS`."""
+        """Remember what answer ``message_id`` was about; forget the chat's answers beyond :data:`KEEP_ANSWERS`
+        (skipped when the file cannot be written)."""
         scope = None if context.scope is None else json.dumps(list(context.scope))
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (chat_id, message_id, context.question, context.article, context.fingerprint, scope, time.time()),
-            )
-            self._db.execute(
-                "DELETE FROM answers WHERE chat_id = ? AND message_id NOT IN "
-                "(SELECT message_id FROM answers WHERE chat_id = ? ORDER BY message_id DESC LIMIT ?)",
-                (chat_id, chat_id, KEEP_ANSWERS),
-            )
+
+        def job() -> None:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (chat_id, message_id, context.question, context.article, context.fingerprint, scope, time.time()),
+                )
+                self._db.execute(
+                    "DELETE FROM answers WHERE chat_id = ? AND message_id NOT IN "
+                    "(SELECT message_id FROM answers WHERE chat_id = ? ORDER BY message_id DESC LIMIT ?)",
+                    (chat_id, chat_id, KEEP_ANSWERS),
+                )
+
+        self._safely(job, None)
 
     def recall(self, chat_id: int, message_id: int) -> AnswerContext | None:
-        """Return what answer ``message_id`` of ``chat_id`` was about, or ``None`` when it is not remembered."""
-        with self._lock:
+        """Return what answer ``message_id`` of ``chat_id`` was about, or ``None`` when it is not remembered
+        (or cannot be read)."""
+
+        def job() -> AnswerContext | None:
             row = self._db.execute(
                 "SELECT question, article, fingerprint, scope FROM answers WHERE chat_id = ? AND message_id = ?",
                 (chat_id, message_id),
             ).fetchone()
-        if row is None:
-            return None
-        return AnswerContext(row[0], int(row[1]), row[2], None if row[3] is None else _ids(row[3]))
+            if row is None:
+                return None
+            return AnswerContext(row[0], int(row[1]), row[2], None if row[3] is None else _ids(row[3]))
+
+        return self._safely(job, None)
 
     def answers(self, chat_id: int) -> int:
-        """Return how many answers of ``chat_id`` are remembered."""
-        with self._lock:
+        """Return how many answers of ``chat_id`` are remembered (0 when unreadable)."""
+
+        def job() -> int:
             return int(self._db.execute("SELECT COUNT(*) FROM answers WHERE chat_id = ?", (chat_id,)).fetchone()[0])
+
+        return self._safely(job, 0)
 
 
 def _ids(raw: str) -> tuple[int, ...]:

@@ -10,20 +10,22 @@ shows its progress by editing one status message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import re
 from collections.abc import Callable
 from functools import partial
-from pathlib import PurePath
+from pathlib import Path, PurePath, PurePosixPath
+from urllib.parse import quote
 
-from telegram import Message, Update
-from telegram.error import TelegramError
+from telegram import Bot, Message, Update
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.telegram.buttons import LibraryButton, decode_library_button
 from bot.telegram.html import article_html
-from bot.telegram.state import BotState, acknowledge, addressed, bot_state, edit, may_change_scope, send
+from bot.telegram.state import BotState, acknowledge, addressed, bot_state, describe, edit, may_change_scope, send
 from bot.telegram.texts import ARTICLES_PER_PAGE, articles_page, scope_html
 from index.errors import CitebotError
 from index.reading.article import Article
@@ -35,6 +37,8 @@ log = logging.getLogger("citebot.telegram")
 
 #: The Bot API downloads files of at most this many bytes.
 MAX_DOWNLOAD = 20 * 1024 * 1024
+#: Seconds to wait for each piece of a download from the Bot API.
+DOWNLOAD_SECONDS = 60.0
 #: File names the bot reads, and the kind of article each is.
 KINDS = {
     ".txt": "text",
@@ -54,6 +58,11 @@ GROUP_ADMINS_ONLY = "Only this group's administrators can change which articles 
 USE_USAGE = "Use like this: /use 3 (ask only article 3), /use 3 5, or /use all (the whole library)."
 REMOVE_USAGE = "Remove like this: /remove 3 (the id that /articles shows)."
 EMPTY = "The library is empty."
+UNEXPECTED = "something went wrong on the bot's side (its log has the details)."
+NOT_SAVED = (
+    "Sorry, I cannot remember which articles this chat asks right now (the bot's chat state cannot be written), "
+    "so it asks the whole library. The bot's log says more."
+)
 
 
 # --- /articles and /use ------------------------------------------------------------------------------
@@ -99,7 +108,7 @@ async def on_use(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     state = bot_state(context)
     args = context.args or []
     if not args:
-        scope = await state.live_scope(message.chat_id)
+        scope = await state.chat_scope(message)
         total = len(await state.records())
         await send(message, scope_html(None if scope is None else await state.records(scope), total))
         return
@@ -121,14 +130,15 @@ async def _set_scope(state: BotState, chat_id: int, wanted: tuple[int, ...] | No
     """Set the chat's scope to ``wanted`` (``None``: everything); return what to say (or why it was not set)."""
     total = len(await state.records())
     if wanted is None:
-        state.chats.set_scope(chat_id, None)
+        state.chats.set_scope(chat_id, None)  # not saved: the chat asks the whole library anyway
         return scope_html(None, total)
     found = await state.records(wanted)
     missing = sorted(set(wanted) - {r.id for r in found})
     if missing:
         have = ", ".join(str(r.id) for r in await state.records()) or "none"
         return html.escape(f"No article with id {', '.join(map(str, missing))} in the library (ids: {have}).")
-    state.chats.set_scope(chat_id, tuple(r.id for r in found))
+    if not state.chats.set_scope(chat_id, tuple(r.id for r in found)):
+        return html.escape(NOT_SAVED)
     return scope_html(found, total)
 
 
@@ -183,7 +193,11 @@ async def on_remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Add a sent file (.txt, .md, .html, .pdf, at most 20 MB) to the library (admins only)."""
+    """Add a sent file (.txt, .md, .html, .pdf, at most 20 MB) to the library (admins only).
+
+    An upload is known by Telegram's ``file_unique_id``, not its name: two different files both called
+    ``news.txt`` are two articles; the same file sent twice is one.
+    """
     message = update.effective_message
     user = update.effective_user
     if message is None or message.document is None or not addressed(message, context):
@@ -207,16 +221,68 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     try:
         file = await context.bot.get_file(document.file_id)
-        data = bytes(await file.download_as_bytearray())
+        data = await download(context.bot, file.file_path, state.settings.telegram_local_files_dir)
+    except CitebotError as exc:
+        await _outcome(status, html.escape(f"Not added: could not download {name}: {_sentence(str(exc))}"))
+        return
     except TelegramError as exc:
-        await edit(status, html.escape(f"Not added: could not download {name} ({exc})."))
+        await _outcome(status, html.escape(f"Not added: could not download {name} ({exc})."))
         return
-    if len(data) > MAX_DOWNLOAD:
-        await edit(status, html.escape(f"Not added: {name} is larger than 20 MB."))
+    except Exception as exc:  # never leave the status message on "Downloading…"
+        log.error("downloading %s failed: %s", name, describe(exc), exc_info=exc)
+        await _outcome(status, html.escape(f"Not added: could not download {name}; {UNEXPECTED}"))
         return
-    await edit(status, f"Reading {html.escape(name)}…")
-    read = partial(parse_article, data, name, f"telegram:{name}")
+    await _progress(status, f"Reading {html.escape(name)}…")
+    read = partial(parse_article, data, name, f"telegram:{document.file_unique_id}/{name}")
     await _add(state, status, name, read, kind)
+
+
+async def download(bot: Bot, file_path: str | None, local_dir: Path | None) -> bytes:
+    """Return the bytes of the file Telegram's getFile named ``file_path``: over HTTP from the Bot API's file
+    endpoint; a path on the disk only from under ``local_dir`` (``TELEGRAM_LOCAL_FILES_DIR``, a local Bot API
+    server), never from anywhere else.
+
+    Raises:
+        CitebotError: when the path is missing or not allowed, or the download fails (one line, no token).
+    """
+    if not file_path:
+        raise CitebotError("Telegram gave no path to download it from")
+    endpoint = f"{bot.base_file_url}/"
+    if file_path.startswith(endpoint):  # python-telegram-bot put its file URL before the path getFile gave
+        file_path = file_path[len(endpoint) :]
+    path = PurePosixPath(file_path)
+    if path.is_absolute():
+        if local_dir is None:
+            raise CitebotError(
+                "the Bot API named a file on its own disk, which this bot reads only when it is set up for a local "
+                "Bot API server (TELEGRAM_LOCAL_FILES_DIR)"
+            )
+        return _read_local(Path(file_path), local_dir)
+    if ".." in path.parts or "\\" in file_path:
+        raise CitebotError("the Bot API gave a file path that leaves its file directory")
+    url = f"{bot.base_file_url}/{quote(file_path)}"
+    try:
+        code, payload = await bot.request.do_request(url, "GET", read_timeout=DOWNLOAD_SECONDS)
+    except TelegramError as exc:
+        raise CitebotError(f"the download failed ({type(exc).__name__})") from None
+    if code != 200:
+        raise CitebotError(f"the Bot API answered HTTP {code}")
+    if len(payload) > MAX_DOWNLOAD:
+        raise CitebotError("it is larger than 20 MB")
+    return payload
+
+
+def _read_local(path: Path, local_dir: Path) -> bytes:
+    """Return the bytes of ``path`` if it is a file under ``local_dir`` (links resolved), of at most 20 MB."""
+    real = path.resolve()
+    if not real.is_relative_to(local_dir.resolve()):
+        raise CitebotError("the Bot API named a file outside TELEGRAM_LOCAL_FILES_DIR")
+    try:
+        if real.stat().st_size > MAX_DOWNLOAD:
+            raise CitebotError("it is larger than 20 MB")
+        return real.read_bytes()
+    except OSError as exc:
+        raise CitebotError(f"the local Bot API server's file cannot be read ({exc.strerror})") from None
 
 
 async def on_url(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -249,12 +315,13 @@ def _fetch_article(url: str, state: BotState) -> Article:
 
 
 async def _add(state: BotState, status: Message, name: str, read: Callable[[], Article], kind: str | None) -> None:
-    """Read an article with ``read`` and add it, off the event loop, editing ``status`` as it goes."""
+    """Read an article with ``read`` and add it, off the event loop, editing ``status`` as it goes; whatever
+    happens, ``status`` ends with the outcome."""
     loop = asyncio.get_running_loop()
     try:
         article = await loop.run_in_executor(state.adding, read)
         count = len(article.paragraphs)
-        await edit(
+        await _progress(
             status,
             f"Indexing “{html.escape(article.label)}” ({count} paragraph{'s' if count != 1 else ''})…",
         )
@@ -264,7 +331,11 @@ async def _add(state: BotState, status: Message, name: str, read: Callable[[], A
         job = partial(writer.add, article, searcher.embedder, Provenance(chosen))
         result: AddResult = await loop.run_in_executor(state.adding, job)
     except CitebotError as exc:
-        await edit(status, html.escape(f"Not added: {_sentence(str(exc))}"))
+        await _outcome(status, html.escape(f"Not added: {_sentence(str(exc))}"))
+        return
+    except Exception as exc:  # a bug or a failing disk: said in the status message, the details in the log
+        log.error("adding %s failed: %s", name, describe(exc), exc_info=exc)
+        await _outcome(status, html.escape(f"Not added: {name}: {UNEXPECTED}"))
         return
     record = result.record
     what = {
@@ -273,12 +344,34 @@ async def _add(state: BotState, status: Message, name: str, read: Callable[[], A
         "unchanged": "Already in the library:",
     }[result.status]
     count = record.paragraphs
-    await edit(
+    await _outcome(
         status,
         f"{what} {record.id}. {article_html(record)}: {count} paragraph{'s' if count != 1 else ''}.\n"
         f"Ask away, or /use {record.id} to ask only it.",
     )
     log.info("added article %s from %s (%s)", record.id, name, result.status)
+
+
+async def _progress(status: Message, html_text: str) -> None:
+    """Show a step of adding in ``status``; a failure is only logged (the outcome still comes)."""
+    try:
+        await edit(status, html_text)
+    except TelegramError as exc:
+        log.info("could not show progress in the status message: %s", describe(exc))
+
+
+async def _outcome(status: Message, html_text: str) -> None:
+    """Put the outcome of adding in ``status``; when Telegram refuses the edit, send it as a new reply instead."""
+    try:
+        await edit(status, html_text)
+        return
+    except BadRequest as exc:
+        log.info("could not edit the status message (%s); sending the outcome instead", describe(exc))
+    except TelegramError as exc:
+        log.error("could not report the outcome of adding: %s", describe(exc))
+        return
+    with contextlib.suppress(TelegramError):
+        await send(status.reply_to_message or status, html_text)
 
 
 def _sentence(text: str) -> str:

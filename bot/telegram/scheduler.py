@@ -2,8 +2,8 @@
 
 :class:`FairScheduler` is python-telegram-bot's update processor. Each update
 goes into its chat's queue (bounded: a full queue drops new updates, logged
-once per flood); a fixed pool of workers takes the chats round robin, one
-update of a chat at a time, so the updates of one chat are handled in order
+and told to the chat once per flood); a fixed pool of workers takes the chats
+round robin, one update of a chat at a time, so the updates of one chat are handled in order
 and a chat with a backlog gets one turn in N, not all of them. Each user has a
 token bucket (a burst, then so many updates a minute): an update beyond it is
 dropped and the user gets one polite notice per flood. Updates are remembered
@@ -92,12 +92,21 @@ class UserLimit:
 class FairScheduler(BaseUpdateProcessor):
     """Per-chat bounded queues served round robin by a pool of workers (see the module)."""
 
-    def __init__(self, workers: int, chat_queue: int, limit: UserLimit, notice: Notice | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        chat_queue: int,
+        limit: UserLimit,
+        notice: Notice | None = None,
+        overflow: Notice | None = None,
+    ) -> None:
         super().__init__(UNBOUNDED)
         self.workers = workers
         self.chat_queue = chat_queue
         self.limit = limit
         self.notice = notice
+        self.overflow = overflow
+        self._notices: set[asyncio.Task[Any]] = set()
         self._queues: dict[Hashable, deque[Awaitable[Any]]] = {}
         self._ready: asyncio.Queue[Hashable] = asyncio.Queue()
         self._scheduled: set[Hashable] = set()
@@ -139,12 +148,28 @@ class FairScheduler(BaseUpdateProcessor):
             _discard(coroutine)
             if key not in self._dropped:
                 log.warning("chat %s has %d updates waiting: dropping new ones until it catches up", key, len(queue))
+                self._tell_overflow(update)
             self._dropped[key] = self._dropped.get(key, 0) + 1
             return
         queue.append(coroutine)
         if key not in self._scheduled:
             self._scheduled.add(key)
             self._ready.put_nowait(key)
+
+    def _tell_overflow(self, update: object) -> None:
+        """Send the chat's one notice for this flood, beside its full queue (so it goes out at once)."""
+        notice = self.overflow(update) if self.overflow is not None and isinstance(update, Update) else None
+        if notice is None:
+            return
+        task = asyncio.ensure_future(notice)
+        self._notices.add(task)
+        task.add_done_callback(self._notice_sent)
+
+    def _notice_sent(self, task: asyncio.Task[Any]) -> None:
+        """Forget a sent notice; log one that failed."""
+        self._notices.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not tell a flooded chat that updates are skipped: %s", task.exception())
 
     def _limited(self, update: Update, coroutine: Awaitable[Any]) -> Awaitable[Any] | None:
         """Return what to queue for ``update`` under its user's rate limit: itself, a notice, or ``None``."""
@@ -221,9 +246,10 @@ class FairScheduler(BaseUpdateProcessor):
                     "shutting down: cancelled %d updates still in progress (waiting on Telegram or the network)",
                     len(pending),
                 )
-        for task in (*self._tasks, *running):
+        notices = list(self._notices)
+        for task in (*self._tasks, *running, *notices):
             task.cancel()
-        await asyncio.gather(*self._tasks, *running, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *running, *notices, return_exceptions=True)
         self._tasks = []
 
 

@@ -10,6 +10,7 @@ per question.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,12 @@ from index.store.library import Library
 log = logging.getLogger("citebot.telegram")
 T = TypeVar("T")
 
+#: Said once to a chat whose chosen articles have all been removed from the library.
+SCOPE_GONE = (
+    "The articles this chat asked ({ids}) are no longer in the library, so it now asks the whole library. "
+    "/articles lists what there is to choose from."
+)
+
 
 @dataclass
 class BotState:
@@ -48,6 +55,8 @@ class BotState:
     writer: Library | None = None
     examples: tuple[str, ...] = ()
     refused: set[int] = field(default_factory=set)
+    #: Chats whose chosen articles were all removed, with their ids, until the chat is told (once).
+    scope_gone: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def ready(self) -> Searcher:
@@ -101,7 +110,18 @@ class BotState:
         present = tuple(r.id for r in await self.records(scope))
         if present != scope:
             self.chats.set_scope(chat_id, present or None)
+            if not present:
+                self.scope_gone[chat_id] = scope
         return present or None
+
+    async def chat_scope(self, message: Message) -> tuple[int, ...] | None:
+        """Return the scope of ``message``'s chat (see :meth:`live_scope`); when all of its chosen articles have
+        been removed, tell the chat once that it now asks the whole library."""
+        scope = await self.live_scope(message.chat_id)
+        gone = self.scope_gone.pop(message.chat_id, None)
+        if gone:
+            await send(message, html.escape(SCOPE_GONE.format(ids=", ".join(map(str, gone)))))
+        return scope
 
     def is_admin(self, user_id: int | None) -> bool:
         """Return whether ``user_id`` is one of ``TELEGRAM_ADMINS``."""

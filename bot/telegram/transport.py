@@ -22,6 +22,7 @@ Every request the bot makes but getUpdates passes through :class:`PatientRateLim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -41,6 +42,8 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
 QUICK_ENDPOINTS = {"answerCallbackQuery": 5.0, "answerInlineQuery": 5.0}
 #: Never retried, never rate limited: a nicety that must not hold anything up.
 UNTHROTTLED = {"sendChatAction"}
+#: How early the event loop's timer may fire against ``time.monotonic`` (seconds).
+TIMER_SLACK = 0.05
 #: The polling loop logs at most one failure line in this many seconds.
 POLL_LOG_EVERY = 30.0
 
@@ -55,18 +58,31 @@ class TokenWatch:
         self.reason = ""
 
     def refused(self) -> bool:
-        """Note a 401; return whether it has lasted past the limit (and set :attr:`fatal` if so)."""
+        """Note a 401; return whether it has lasted past the limit (and set :attr:`fatal` if so).
+
+        The first 401 also sets a timer for the limit, so the bot exits on time even when the next request
+        would come much later (the polling loop backs off up to 30 s between tries).
+        """
         now = time.monotonic()
         if self.since is None:
             self.since = now
             log.warning("Telegram refuses TELEGRAM_BOT_TOKEN (401 Unauthorized); retrying for %.0f s", self.limit)
-        if now - self.since >= self.limit and not self.fatal.is_set():
-            self.reason = (
-                f"Telegram has refused TELEGRAM_BOT_TOKEN (401 Unauthorized) for {now - self.since:.0f} s: it was "
-                "revoked or changed; put the current token from @BotFather in the environment or .env and restart"
-            )
-            self.fatal.set()
+            with contextlib.suppress(RuntimeError):  # no running loop: the next 401 checks the limit
+                asyncio.get_running_loop().call_later(self.limit, self._expire, now)
+        self._expire(self.since)
         return self.fatal.is_set()
+
+    def _expire(self, since: float) -> None:
+        """Set :attr:`fatal` if the token has been refused, without a request accepted, since ``since`` for
+        at least the limit."""
+        now = time.monotonic()
+        if self.since != since or self.fatal.is_set() or now - since < self.limit - TIMER_SLACK:
+            return
+        self.reason = (
+            f"Telegram has refused TELEGRAM_BOT_TOKEN (401 Unauthorized) for {now - since:.0f} s: it was "
+            "revoked or changed; put the current token from @BotFather in the environment or .env and restart"
+        )
+        self.fatal.set()
 
     def accepted(self) -> None:
         """Note a request Telegram accepted: the token works (again)."""

@@ -12,8 +12,12 @@ seconds.
 from __future__ import annotations
 
 import itertools
+import os
+import re
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +27,7 @@ import pytest
 from bot.telegram.buttons import Button, decode_button
 from index.reading.article import Article
 from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
-from tests.support.telegram_harness import BotProcess, ask_and_time, free_port
+from tests.support.telegram_harness import BotProcess, ask_and_time, bot_environment, free_port
 
 SORRY = "Sorry, something went wrong while answering. Please try again."
 STALE = "This button no longer works. Please ask the question again."
@@ -32,12 +36,21 @@ QUESTION = "Who denied the claim?"
 ANSWER = "Ankara has denied the claim."
 #: Settings of the module's bot: retries, floods and queues shortened so that each scenario takes seconds.
 SHORT = {
+    "TELEGRAM_ADMINS": "5151",
     "TELEGRAM_DELIVERY_RETRY_SECONDS": "8",
     "TELEGRAM_USER_BURST": "3",
     "TELEGRAM_USER_PER_MINUTE": "60",
     "TELEGRAM_CHAT_QUEUE": "10",
 }
 _ids = itertools.count(60_000)
+#: The admin of the module's bot (``TELEGRAM_ADMINS``).
+ADMIN = 5151
+QUEUE_FULL = (
+    "Too many messages in this chat are waiting for an answer, so I am skipping new ones until I catch up. "
+    "Please ask again in a minute."
+)
+#: A sentence only a file on the bot's own disk holds: it must never become quotable.
+SECRET = "The vault code of the newsroom is 7731 and only the editor knows it."
 
 
 @pytest.fixture(scope="module")
@@ -370,3 +383,255 @@ def test_sigterm_with_answers_stuck_on_a_silent_api_stops_within_seconds(tmp_pat
     assert code == 0, process.stderr
     assert took < 14, took
     assert "shutting down: cancelled" in process.stderr and "Traceback" not in process.stderr
+
+
+# --- issue 14: files from the Bot API -------------------------------------------------------------------------
+
+
+def _finished(server: FakeTelegram, status: BotMessage, timeout: float = 120) -> BotMessage:
+    """Wait until the status message of an addition says how it ended."""
+
+    def done() -> BotMessage | None:
+        now = server.current(status)
+        return now if now.text.startswith(("Added", "Not added", "Already", "Replaced")) else None
+
+    return server.wait_for(done, timeout, "the addition to finish")
+
+
+def _upload(server: FakeTelegram, admin: int, name: str, content: bytes, file_path: str | None = None) -> BotMessage:
+    """The admin sends a file; return the status message once it says how the addition ended."""
+    user = server.user(admin, "Editor")
+    sent = server.send_document(server.private_chat(user), user, name, content, file_path=file_path)
+    return _finished(server, server.wait_reply(sent)[0])
+
+
+def test_a_path_on_the_bot_api_disk_is_never_read_without_local_mode(
+    bot: BotProcess, server: FakeTelegram, tmp_path: Path
+) -> None:
+    """getFile naming an absolute path, or one climbing out with "..", must not make the bot read its own disk."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text(f"{SECRET}\n")
+    (bot.workdir / "documents").mkdir(exist_ok=True)
+    (bot.workdir / "secret.txt").write_text(f"{SECRET}\n")  # where "documents/../secret.txt" leads from the cwd
+    said = []
+    for path in (str(secret), "documents/../secret.txt"):
+        done = _upload(server, ADMIN, "news.txt", b"Harmless text the admin sent.\n", file_path=path)
+        said.append(done.text)
+    absolute, climbing = said
+    assert absolute.startswith("Not added: could not download news.txt: ") and "TELEGRAM_LOCAL_FILES_DIR" in absolute
+    assert (
+        climbing
+        == "Not added: could not download news.txt: The Bot API gave a file path that leaves its file directory."
+    )
+    _, reply = _ask(server, "What is the vault code of the newsroom?")
+    assert "7731" not in reply.text
+    user, chat = _person(server)
+    assert (
+        server.wait_reply(server.send_text(chat, user, "/use"))[0].text
+        == "This chat asks the whole library (1 article)."
+    )
+
+
+def test_a_failed_download_is_one_line_not_a_json_traceback(bot: BotProcess, server: FakeTelegram) -> None:
+    done = _upload(server, ADMIN, "gone.txt", b"Some text.\n", file_path="documents/not_there.txt")
+    assert done.text == "Not added: could not download gone.txt: The Bot API answered HTTP 404."
+    assert "Can not load invalid JSON" not in bot.stderr and "Traceback" not in bot.stderr
+
+
+def test_a_chat_over_its_queue_is_told_once(bot: BotProcess, server: FakeTelegram) -> None:
+    group = server.group_chat(-100_500_014)
+    asked = [server.send_text(group, server.user(next(_ids), f"Q{n}"), f"/ask {QUESTION}") for n in range(40)]
+    server.wait_reply(asked[0], timeout=60)
+    notice = server.wait_for(
+        lambda: [m for m in server.messages_in(group["id"]) if m.text == QUEUE_FULL], 30, "the queue notice"
+    )
+    server.wait_for(lambda: f"chat {group['id']} caught up" in bot.stderr, 60, "the chat to catch up")
+    assert len([m for m in server.messages_in(group["id"]) if m.text == QUEUE_FULL]) == 1
+    assert notice[0].reply_to is not None  # a reply to the first message that was skipped
+
+
+# --- issue 14: an admin's bot with a local Bot API server -----------------------------------------------------
+# The tests below run in order on one bot: later ones ask about the articles the earlier ones added.
+
+
+@pytest.fixture(scope="module")
+def admin_server() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def admin_bot(admin_server: FakeTelegram, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
+    workdir = tmp_path_factory.mktemp("telegram-admin")
+    (workdir / "botapi" / "documents").mkdir(parents=True)
+    extra = {
+        "TELEGRAM_ADMINS": str(ADMIN),
+        "TELEGRAM_USER_BURST": "30",
+        "TELEGRAM_LOCAL_FILES_DIR": str(workdir / "botapi"),
+    }
+    process = BotProcess(admin_server, workdir, workdir / "data", **extra).start()
+    yield process
+    assert process.terminate() == 0, process.stderr
+    assert TOKEN not in process.stderr and "Traceback" not in process.stderr
+
+
+LIGHTHOUSE = (
+    "# Lighthouse keeper retires\n\nMargo Vance kept the Skerry lighthouse for forty-one years. "
+    "She retired on Friday and handed the keys to the harbour trust.\n"
+)
+BAKERY = (
+    "# Bakery reopens on the quay\n\nTomas Reyes reopened the quay bakery after the flood. "
+    "The ovens were rebuilt with a grant from the town council.\n"
+)
+
+
+def test_two_different_uploads_with_the_same_name_are_two_articles(
+    admin_bot: BotProcess, admin_server: FakeTelegram
+) -> None:
+    first = _upload(admin_server, ADMIN, "news.txt", LIGHTHOUSE.encode())
+    second = _upload(admin_server, ADMIN, "news.txt", BAKERY.encode())
+    assert first.text.startswith("Added ") and second.text.startswith("Added "), (first.text, second.text)
+    assert first.text.split(".")[0] != second.text.split(".")[0]  # two ids
+    again = _upload(admin_server, ADMIN, "news.txt", BAKERY.encode())
+    assert again.text.startswith("Already in the library:"), again.text
+    _, reply = _ask(admin_server, "Who kept the Skerry lighthouse?")
+    assert "Margo Vance" in reply.text  # the first article is still there
+
+
+def test_a_local_bot_api_file_is_read_only_from_its_directory(
+    admin_bot: BotProcess, admin_server: FakeTelegram, tmp_path: Path
+) -> None:
+    local = Path(admin_bot.workdir) / "botapi" / "documents" / "file_9.txt"
+    local.write_text("# Ferry strike ends\n\nThe ferry crews of Larne ended their strike on Monday after a pay deal.\n")
+    done = _upload(admin_server, ADMIN, "ferry.txt", b"ignored: read from the local server's directory", str(local))
+    assert done.text.startswith("Added "), done.text
+    outside = tmp_path / "secret.txt"
+    outside.write_text(f"{SECRET}\n")
+    link = local.parent / "link.txt"
+    link.symlink_to(outside)  # inside the directory by name, outside it in fact
+    for path in (outside, link, local.parent / ".." / ".." / ".." / outside.name):
+        refused = _upload(admin_server, ADMIN, "news.txt", b"Harmless.\n", str(path))
+        assert refused.text.startswith("Not added: could not download news.txt: "), (path, refused.text)
+    _, reply = _ask(admin_server, "What is the vault code of the newsroom?")
+    assert "7731" not in reply.text
+
+
+def test_a_failure_while_adding_still_ends_the_status_message(
+    admin_bot: BotProcess, admin_server: FakeTelegram
+) -> None:
+    """The edit to "Indexing…" fails: the addition goes on and the status message ends with its outcome."""
+    cannot = Fault(status=400, description="Bad Request: message can't be edited")
+    admin_server.inject("editMessageText", Fault(), cannot)  # "Reading…" goes through, "Indexing…" does not
+    text = "# Tram line opens\n\nThe new tram line to Ardglass opened with eleven stops on Sunday.\n"
+    done = _upload(admin_server, ADMIN, "tram.txt", text.encode())
+    assert done.text.startswith("Added "), done.text
+    assert "Sorry, something went wrong" not in [m.text for m in admin_server.sent]
+
+
+def test_a_big_addition_puts_no_progress_bar_in_the_log(admin_bot: BotProcess, admin_server: FakeTelegram) -> None:
+    paragraphs = [
+        f"Section {n}. The bus timetable for route {n} lists {n * 3} journeys a week between the villages. "
+        f"The operator said fares on route {n} would rise by {n % 7} per cent in the spring."
+        for n in range(1, 320)
+    ]
+    content = ("# Bus timetables\n\n" + "\n\n".join(paragraphs)).encode()
+    done = _upload(admin_server, ADMIN, "buses.md", content)
+    assert done.text.startswith("Added ") and "319 paragraphs" in done.text, done.text
+    assert "Batches" not in admin_bot.stderr and "it/s]" not in admin_bot.stderr
+
+
+def test_a_chat_whose_chosen_articles_were_all_removed_is_told(
+    admin_bot: BotProcess, admin_server: FakeTelegram
+) -> None:
+    text = "# Pier repaired\n\nThe Kilkeel pier was repaired by divers from the coastguard in March.\n"
+    done = _upload(admin_server, ADMIN, "pier.txt", text.encode())
+    article = int(re.match(r"Added (\d+)\. ", done.text).group(1))  # type: ignore[union-attr]
+    user, chat = _person(admin_server, "Reader")
+    chosen = admin_server.send_text(chat, user, f"/use {article}")
+    assert "Pier repaired" in admin_server.wait_reply(chosen)[0].text
+    editor = admin_server.user(ADMIN, "Editor")
+    removed = admin_server.send_text(admin_server.private_chat(editor), editor, f"/remove {article}")
+    assert admin_server.wait_reply(removed)[0].text.startswith(f"Removed {article}.")
+    asked = admin_server.send_text(chat, user, "Who kept the Skerry lighthouse?")
+    replies = admin_server.wait_reply(asked, count=2)
+    assert replies[0].text.startswith(f"The articles this chat asked ({article}) are no longer in the library")
+    assert "Margo Vance" in replies[1].text
+    later = admin_server.send_text(chat, user, "Who kept the Skerry lighthouse?")
+    admin_server.wait_reply(later)
+    time.sleep(0.5)
+    assert len(admin_server.replies_to(chat["id"], later["message_id"])) == 1  # told once
+
+
+# --- issue 14: a damaged chat state ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["junk", "directory"])
+def test_an_unusable_chat_state_at_start_up_is_one_line_and_exit_2(tmp_path: Path, damage: str) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    if damage == "junk":
+        (data / "bot.sqlite3").write_bytes(b"this is not a database\x00\xff" * 200)
+    else:
+        (data / "bot.sqlite3").mkdir()
+    with FakeTelegram() as server:
+        env = bot_environment(server, data)
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("citebot")), "telegram"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("citebot: error: "), result.stderr
+    assert "bot.sqlite3" in lines[0] and "move it away" in lines[0]
+
+
+def test_a_chat_state_damaged_while_running_leaves_answering_alone(tmp_path: Path) -> None:
+    with FakeTelegram() as server:
+        process = BotProcess(server, tmp_path, tmp_path / "data").start()
+        try:
+            user, chat = _person(server, "Damaged")
+            first = server.wait_reply(server.send_text(chat, user, QUESTION))[0]
+            assert ANSWER in first.text
+            state = tmp_path / "data" / "bot.sqlite3"
+            state.write_bytes(os.urandom(64 * 1024))  # junk over the whole file
+            for name in ("bot.sqlite3-wal", "bot.sqlite3-shm"):
+                path = tmp_path / "data" / name
+                if path.exists():
+                    path.write_bytes(os.urandom(path.stat().st_size or 1024))
+            asked = server.send_text(chat, user, QUESTION)
+            assert ANSWER in server.wait_reply(asked)[0].text
+            use = server.send_text(chat, user, "/use 1")
+            said = server.wait_reply(use)[0].text
+            assert said.startswith("Sorry, I cannot remember which articles this chat asks right now"), said
+            reply = server.send_text(chat, user, "Who denied it?", reply_to=first.message_id)
+            assert server.wait_reply(reply)[0].text != SORRY
+            assert SORRY not in [m.text for m in server.messages_in(chat["id"])]
+            log = process.stderr
+            assert log.count("the chat state") == 1 and "cannot be used" in log, log
+        finally:
+            code = process.terminate()
+    assert code == 0, process.stderr
+    assert "Traceback" not in process.stderr
+
+
+# --- issue 14: SIGTERM on an idle bot -------------------------------------------------------------------------
+
+
+def test_sigterm_on_an_idle_bot_exits_within_seconds(tmp_path: Path) -> None:
+    """An idle bot stops at once: polling, the application and the exit of the interpreter, which had to run
+    the garbage collector over every object of the model and its libraries (7-36 s on a busy machine)."""
+    with FakeTelegram() as server:
+        process = BotProcess(server, tmp_path, tmp_path / "data").start()
+        _, reply = _ask(server)
+        assert ANSWER in reply.text
+        time.sleep(1.0)  # idle: polling, nothing in progress
+        started = time.monotonic()
+        code = process.terminate(timeout=60)
+        took = time.monotonic() - started
+    assert code == 0, process.stderr
+    assert took < 5, took  # about 1 s on an idle machine; the slack is for a loaded one
+    assert "Traceback" not in process.stderr

@@ -284,6 +284,7 @@ class FakeTelegram:
         self.deliveries: list[tuple[int, int]] = []  # (update_id, HTTP status of the webhook)
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, content)
         self.downloads: list[str] = []  # file paths the bot downloaded from /file/bot<token>/
+        self.file_paths: dict[str, str] = {}  # file_id -> the file_path getFile gives instead (a hostile Bot API)
         self.group_admins: dict[int, dict[int, str]] = {}  # chat id -> {user id: "creator" | "administrator"}
         self._next_file = itertools.count(1)
         self._cond = threading.Condition()
@@ -416,13 +417,17 @@ class FakeTelegram:
         content: bytes = b"%PDF-1.4 not really",
         caption: str | None = None,
         size: int | None = None,
+        file_path: str | None = None,
     ) -> dict[str, Any]:
         """A user sends a file ``name`` holding ``content`` (``size`` overrides the size Telegram reports);
-        the bot may fetch it with getFile and the file endpoint."""
+        the bot may fetch it with getFile and the file endpoint (getFile gives ``file_path`` if set, as a
+        hostile or a local Bot API server would)."""
         with self._cond:
             number = next(self._next_file)
             file_id = f"BQAD-doc{number}"
             self.files[file_id] = (f"documents/file_{number}{Path(name).suffix}", content)
+            if file_path is not None:
+                self.file_paths[file_id] = file_path
         document = {"file_id": file_id, "file_unique_id": f"do{number}", "file_name": name}
         document["file_size"] = len(content) if size is None else size
         extra: dict[str, Any] = {"document": document}
@@ -713,6 +718,7 @@ class FakeTelegram:
         if file_id not in self.files:
             raise ApiError(400, "Bad Request: invalid file_id")
         path, content = self.files[file_id]
+        path = self.file_paths.get(file_id, path)
         return {"file_id": file_id, "file_unique_id": f"u-{file_id}", "file_size": len(content), "file_path": path}
 
     def download(self, token: str, path: str) -> bytes | None:

@@ -3,13 +3,17 @@ and bounded."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.telegram.chats import KEEP_ANSWERS, AnswerContext, ChatState
+from index.errors import CitebotError
 
 
 def test_scopes_persist_across_reopening(tmp_path: Path) -> None:
@@ -70,3 +74,35 @@ def test_a_damaged_scope_row_reads_as_no_articles(tmp_path: Path) -> None:
         db.execute("INSERT INTO scope VALUES (1, 'not json'), (2, '{\"a\": 1}'), (3, '[1, \"x\", 2]')")
     state = ChatState(path)
     assert state.scope(1) == () and state.scope(2) == () and state.scope(3) == (1, 2)
+
+
+def test_a_file_damaged_while_open_reads_as_empty_and_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    state = ChatState(path)
+    state.set_scope(1, (2,))
+    state.remember(1, 10, AnswerContext("q", 2, "f", None))
+    state.close()
+    state = ChatState(path)
+    for name in ("bot.sqlite3", "bot.sqlite3-wal", "bot.sqlite3-shm"):
+        if (tmp_path / name).exists():
+            (tmp_path / name).write_bytes(b"junk" * 4096)
+    with caplog.at_level(logging.ERROR, logger="citebot.telegram"):
+        assert state.scope(1) is None and state.recall(1, 10) is None and state.answers(1) == 0
+        assert state.set_scope(1, (3,)) is False
+        state.remember(1, 11, AnswerContext("q", 2, "f", None))
+    assert state.damaged
+    assert len([r for r in caplog.records if "cannot be used" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("damage", ["junk", "directory"])
+def test_an_unusable_file_at_start_is_one_line_naming_it(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "bot.sqlite3"
+    if damage == "junk":
+        path.write_bytes(b"junk" * 4096)
+    else:
+        path.mkdir()
+    with pytest.raises(CitebotError, match=r"bot\.sqlite3 is not a readable chat state .* move it away") as info:
+        ChatState(path)
+    assert "\n" not in str(info.value)

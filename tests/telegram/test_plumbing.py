@@ -199,3 +199,28 @@ def test_the_token_never_reaches_a_log_line() -> None:
 def test_a_missing_token_is_one_clear_error() -> None:
     with pytest.raises(CitebotError, match=r"^TELEGRAM_BOT_TOKEN is not set.*@BotFather"):
         tg.run_bot(Settings.from_env({}, env_file=None))
+
+
+def test_a_refused_token_expires_on_time_even_when_no_request_follows() -> None:
+    """The polling loop may wait 30 s between tries: the exit must not wait for the next 401."""
+
+    async def main() -> float:
+        watch = TokenWatch(0.3)
+        started = asyncio.get_running_loop().time()
+        assert watch.refused() is False
+        await asyncio.wait_for(watch.fatal.wait(), 5)
+        assert watch.reason.startswith("Telegram has refused TELEGRAM_BOT_TOKEN (401 Unauthorized) for ")
+        return asyncio.get_running_loop().time() - started
+
+    assert asyncio.run(main()) < 2
+
+
+def test_a_token_accepted_again_stops_the_timer() -> None:
+    async def main() -> bool:
+        watch = TokenWatch(0.2)
+        watch.refused()
+        watch.accepted()
+        await asyncio.sleep(0.5)
+        return watch.fatal.is_set()
+
+    assert asyncio.run(main()) is False

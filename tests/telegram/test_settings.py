@@ -99,3 +99,12 @@ def test_bad_admins_are_one_line_naming_the_variable(value: str) -> None:
     message = str(info.value)
     assert message.startswith(f"TELEGRAM_ADMINS={value!r} is not valid: expected one or more numeric Telegram user ids")
     assert "\n" not in message
+
+
+def test_local_bot_api_files_are_off_unless_an_existing_absolute_directory_is_named(tmp_path) -> None:
+    assert Settings.from_env({}, env_file=None).telegram_local_files_dir is None
+    named = Settings.from_env({"TELEGRAM_LOCAL_FILES_DIR": str(tmp_path)}, env_file=None)
+    assert named.telegram_local_files_dir == tmp_path
+    for value, message in ((str(tmp_path / "missing"), "existing directory"), ("relative/dir", "absolute path")):
+        with pytest.raises(CitebotError, match=f"^TELEGRAM_LOCAL_FILES_DIR=.* is not valid: expected .*{message}"):
+            Settings.from_env({"TELEGRAM_LOCAL_FILES_DIR": value}, env_file=None)
