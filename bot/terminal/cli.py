@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bot.settings import Settings
 from bot.terminal.output import OutputError, discard_stdout, stdout, terminal
+from index.config import MAX_K
 from index.errors import CitebotError
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ log = logging.getLogger("citebot")
 
 #: Exit code for a user mistake (bad input, bad setting), as argparse uses.
 USAGE_ERROR = 2
-#: The most passages one answer may hold (as :data:`index.answer.MAX_K`, without importing the model's side).
-MAX_K = 20
 
 
 def _stderr():  # noqa: ANN202 - rich is imported lazily
