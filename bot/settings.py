@@ -13,7 +13,7 @@ from dotenv import dotenv_values
 
 from index.config import DEFAULT_MODEL, MAX_K, MIN_SCORE, UNCERTAIN_SCORE, IndexConfig, default_data_dir
 from index.errors import CitebotError
-from index.reading.fetch import MAX_FETCH_BYTES, FetchConfig
+from index.reading.fetch import MAX_FETCH_BYTES, FetchConfig, is_url
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
@@ -175,7 +175,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def _url(raw: str) -> str:
-    if not raw.startswith(("http://", "https://")):
+    if not is_url(raw):
         raise ValueError("expected an http:// or https:// URL")
     return raw
 

@@ -18,18 +18,13 @@ from typing import TYPE_CHECKING
 from index.errors import CitebotError
 from index.reading.article import Article
 from index.reading.feeds import read_feed
-from index.reading.fetch import FetchConfig, NotModified, article_from_fetched, fetch, robots_allowed
+from index.reading.fetch import FetchConfig, NotModified, article_from_fetched, fetch, is_url, robots_allowed
 from index.reading.ingest import format_of_name, read_article
 from index.store.catalog import ArticleRecord, now
 
 if TYPE_CHECKING:
     from index.analysis.embed import Embedder
     from index.store.library import AddResult, Library
-
-
-def is_url(text: str) -> bool:
-    """Return whether ``text`` names a web page (``http://`` or ``https://``) rather than a file."""
-    return text.strip().lower().startswith(("http://", "https://"))
 
 
 @dataclass(frozen=True)
