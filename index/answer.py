@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 from index.config import MAX_K, MIN_SCORE, UNCERTAIN_SCORE
 from index.errors import QuestionError
+from index.reading.article import article_label
 from index.reading.clean import normalize
 from index.search.retrieve import Ranking, Searcher
-from index.store.catalog import ArticleRecord, article_label
+from index.store.catalog import ArticleRecord
 
 __all__ = [
     "MAX_K",
