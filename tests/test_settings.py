@@ -16,7 +16,7 @@ def test_defaults_work_offline() -> None:
     assert s.article is None  # the library, which a new data directory starts with the bundled article
     assert default_article().is_file()
     assert s.index.model == DEFAULT_MODEL
-    assert s.top_k == 3 and s.telegram_token is None and s.telegram_api_url == TELEGRAM_API_URL
+    assert s.top_k == 3 and s.telegram.token is None and s.telegram.api_url == TELEGRAM_API_URL
 
 
 def test_environment_wins_over_env_file(tmp_path: Path) -> None:
@@ -25,7 +25,7 @@ def test_environment_wins_over_env_file(tmp_path: Path) -> None:
     s = Settings.from_env({"CITEBOT_TOP_K": "7", "CITEBOT_DATA_DIR": str(tmp_path)}, env_file=env_file)
     assert s.top_k == 7
     assert s.index.model == "/models/x" and s.index.data_dir == tmp_path
-    assert s.telegram_token == "123:abc"
+    assert s.telegram.token == "123:abc"
     assert "123:abc" not in repr(s)  # the token never reaches a log line through repr
 
 
@@ -48,7 +48,7 @@ def test_bad_values_name_the_variable(name: str, value: str, message: str) -> No
 
 def test_allowed_users_parse() -> None:
     s = Settings.from_env({"TELEGRAM_ALLOWED_USERS": "12, 34 56"}, env_file=None)
-    assert s.telegram_allowed_users == frozenset({12, 34, 56})
+    assert s.telegram.allowed_users == frozenset({12, 34, 56})
 
 
 def test_bad_value_from_env_file_names_the_file(tmp_path: Path) -> None:
