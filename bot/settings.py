@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
-from index.config import MAX_K, MIN_SCORE, UNCERTAIN_SCORE, IndexConfig
+from index.config import MAX_K, MIN_SCORE, TOP_K, UNCERTAIN_SCORE, IndexConfig
 from index.errors import CitebotError
 from index.reading.fetch import FetchConfig, is_url
 
@@ -77,7 +77,7 @@ class Settings:
 
     article: Path | None = None
     index: IndexConfig = field(default_factory=IndexConfig)
-    top_k: int = 3
+    top_k: int = TOP_K
     min_score: float = MIN_SCORE
     uncertain_score: float = UNCERTAIN_SCORE
     log_level: str = "WARNING"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bot.settings import Settings
 from bot.terminal.output import OutputError, discard_stdout, stdout, terminal
-from index.config import MAX_K
+from index.config import MAX_K, TOP_K
 from index.errors import CitebotError
 
 if TYPE_CHECKING:
@@ -443,7 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="?", metavar="QUESTION", help="the question; omit with --json to read stdin")
     scope_option(ask)
     article_option(ask)
-    ask.add_argument("-k", type=_k, metavar="N", help=f"passages to return (1-{MAX_K}; default CITEBOT_TOP_K or 3)")
+    ask.add_argument(
+        "-k", type=_k, metavar="N", help=f"passages to return (1-{MAX_K}; default CITEBOT_TOP_K or {TOP_K})"
+    )
     ask.add_argument("--json", action="store_true", help="print JSON: one object per question")
     adding = add("add", cmd_add, "Add articles to the library: files (text, Markdown, HTML, PDF), web pages, feeds.")
     adding.add_argument("sources", nargs="*", metavar="PATH_OR_URL", help="article files or http(s) URLs")
