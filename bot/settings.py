@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
-from index.config import DEFAULT_MODEL, MAX_K, MIN_SCORE, UNCERTAIN_SCORE, IndexConfig, default_data_dir
+from index.config import MAX_K, MIN_SCORE, TOP_K, UNCERTAIN_SCORE, IndexConfig
 from index.errors import CitebotError
-from index.reading.fetch import MAX_FETCH_BYTES, FetchConfig
+from index.reading.fetch import FetchConfig, is_url
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
+#: ``get(name, parse, default)``: a setting's parsed value, else ``default``.
+Getter = Callable[[str, Callable[[str], Any], Any], Any]
 
 #: Telegram's own Bot API; python-telegram-bot appends the token to it.
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
@@ -26,35 +28,62 @@ _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 @dataclass(frozen=True)
+class TelegramSettings:
+    """The Telegram bot's settings, each read from the ``TELEGRAM_`` variable of the same name (see ``.env.example``).
+
+    Attributes:
+        token: the bot's token from @BotFather (``TELEGRAM_BOT_TOKEN``); never in a repr or a log.
+        api_url: the Bot API base URL; python-telegram-bot appends the token.
+        allowed_users: the only users who may use the bot; empty: everyone.
+        admins: the users who may add and remove articles from the chat.
+        webhook_url: the public HTTPS URL of webhook mode; ``None``: long polling.
+        webhook_listen: the address the webhook server listens on.
+        webhook_port: the port the webhook server listens on.
+        webhook_secret: the secret Telegram sends with every update; ``None``: a new random one at each start.
+        workers: updates handled at once, each from a different chat.
+        chat_queue: updates one chat may have waiting.
+        user_burst: questions one user may send at once.
+        user_per_minute: questions one user may send per minute after the burst.
+        delivery_retry_seconds: how long a reply is retried through network errors, 5xx and 401.
+        unauthorized_exit_seconds: how long Telegram may refuse the token before the bot exits with code 2.
+        shutdown_seconds: how long SIGTERM / Ctrl-C waits for replies in progress.
+        local_files_dir: a local Bot API server's working directory; files are read from disk only under it.
+    """
+
+    token: str | None = field(default=None, repr=False)
+    api_url: str = TELEGRAM_API_URL
+    allowed_users: frozenset[int] = frozenset()
+    admins: frozenset[int] = frozenset()
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    webhook_secret: str | None = field(default=None, repr=False)
+    workers: int = 32
+    chat_queue: int = 20
+    user_burst: int = 5
+    user_per_minute: int = 20
+    delivery_retry_seconds: float = 120.0
+    unauthorized_exit_seconds: float = 120.0
+    shutdown_seconds: float = 10.0
+    local_files_dir: Path | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything citebot can be told, with defaults that work offline.
 
     Each field is read from the environment variable named in ``.env.example``;
-    the process environment wins over ``.env``.
+    the process environment wins over ``.env``. The defaults are the fields' defaults here and in
+    :class:`~index.config.IndexConfig`, :class:`TelegramSettings` and :class:`~index.reading.fetch.FetchConfig`.
     """
 
     article: Path | None = None
     index: IndexConfig = field(default_factory=IndexConfig)
-    top_k: int = 3
+    top_k: int = TOP_K
     min_score: float = MIN_SCORE
     uncertain_score: float = UNCERTAIN_SCORE
     log_level: str = "WARNING"
-    telegram_token: str | None = field(default=None, repr=False)
-    telegram_api_url: str = TELEGRAM_API_URL
-    telegram_allowed_users: frozenset[int] = frozenset()
-    telegram_admins: frozenset[int] = frozenset()
-    telegram_webhook_url: str | None = None
-    telegram_webhook_listen: str = "0.0.0.0"
-    telegram_webhook_port: int = 8443
-    telegram_webhook_secret: str | None = field(default=None, repr=False)
-    telegram_workers: int = 32
-    telegram_chat_queue: int = 20
-    telegram_user_burst: int = 5
-    telegram_user_per_minute: int = 20
-    telegram_delivery_retry_seconds: float = 120.0
-    telegram_unauthorized_exit_seconds: float = 120.0
-    telegram_shutdown_seconds: float = 10.0
-    telegram_local_files_dir: Path | None = None
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
     fetch: FetchConfig = field(default_factory=FetchConfig)
 
     @classmethod
@@ -83,51 +112,61 @@ class Settings:
                 where = f" in {env_file}" if name in from_file else ""  # else the environment: no suffix
                 raise CitebotError(f"{name}={raw!r}{where} is not valid: {exc}") from None
 
+        default = cls()
         index = IndexConfig(
-            model=get("CITEBOT_MODEL", str, DEFAULT_MODEL),
-            data_dir=get("CITEBOT_DATA_DIR", _path, default_data_dir()),
-            window=get("CITEBOT_WINDOW", _int_in(1, 10), 2),
-            batch_size=get("CITEBOT_BATCH_SIZE", _int_in(1, 1024), 32),
-            threads=get("CITEBOT_THREADS", _int_in(1, 256), None),
+            model=get("CITEBOT_MODEL", str, default.index.model),
+            data_dir=get("CITEBOT_DATA_DIR", _path, default.index.data_dir),
+            window=get("CITEBOT_WINDOW", _int_in(1, 10), default.index.window),
+            batch_size=get("CITEBOT_BATCH_SIZE", _int_in(1, 1024), default.index.batch_size),
+            threads=get("CITEBOT_THREADS", _int_in(1, 256), default.index.threads),
         )
         return cls(
-            article=get("CITEBOT_ARTICLE", _path, None),
+            article=get("CITEBOT_ARTICLE", _path, default.article),
             index=index,
-            top_k=get("CITEBOT_TOP_K", _int_in(1, MAX_K), 3),
-            min_score=get("CITEBOT_MIN_SCORE", _float_in(0.0, 1.0), MIN_SCORE),
-            uncertain_score=get("CITEBOT_UNCERTAIN_SCORE", _float_in(0.0, 1.0), UNCERTAIN_SCORE),
-            log_level=get("CITEBOT_LOG_LEVEL", _choice(LOG_LEVELS), "WARNING"),
-            telegram_token=get("TELEGRAM_BOT_TOKEN", str, None),
-            telegram_api_url=get("TELEGRAM_API_URL", _url, TELEGRAM_API_URL),
-            telegram_allowed_users=_allowed_users(values),
-            telegram_admins=_admins(values),
-            telegram_webhook_url=get("TELEGRAM_WEBHOOK_URL", _url, None),
-            telegram_webhook_listen=get("TELEGRAM_WEBHOOK_LISTEN", str, "0.0.0.0"),
-            telegram_webhook_port=get("TELEGRAM_WEBHOOK_PORT", _int_in(1, 65535), 8443),
-            telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET", _webhook_secret, None),
-            telegram_workers=get("TELEGRAM_WORKERS", _int_in(1, 1024), 32),
-            telegram_chat_queue=get("TELEGRAM_CHAT_QUEUE", _int_in(1, 1000), 20),
-            telegram_user_burst=get("TELEGRAM_USER_BURST", _int_in(1, 1000), 5),
-            telegram_user_per_minute=get("TELEGRAM_USER_PER_MINUTE", _int_in(1, 6000), 20),
-            telegram_delivery_retry_seconds=get("TELEGRAM_DELIVERY_RETRY_SECONDS", _float_in(0.0, 86400.0), 120.0),
-            telegram_unauthorized_exit_seconds=get(
-                "TELEGRAM_UNAUTHORIZED_EXIT_SECONDS", _float_in(0.0, 86400.0), 120.0
-            ),
-            telegram_shutdown_seconds=get("TELEGRAM_SHUTDOWN_SECONDS", _float_in(0.0, 600.0), 10.0),
-            telegram_local_files_dir=get("TELEGRAM_LOCAL_FILES_DIR", _directory, None),
-            fetch=_fetch_config(get),
+            top_k=get("CITEBOT_TOP_K", _int_in(1, MAX_K), default.top_k),
+            min_score=get("CITEBOT_MIN_SCORE", _float_in(0.0, 1.0), default.min_score),
+            uncertain_score=get("CITEBOT_UNCERTAIN_SCORE", _float_in(0.0, 1.0), default.uncertain_score),
+            log_level=get("CITEBOT_LOG_LEVEL", _choice(LOG_LEVELS), default.log_level),
+            telegram=_telegram_settings(get, values, default.telegram),
+            fetch=_fetch_config(get, default.fetch),
         )
 
 
-def _fetch_config(get: Callable[[str, Callable[[str], Any], Any], Any]) -> FetchConfig:
-    """Read the CITEBOT_FETCH_* settings: size cap, time-out (connect and read; 6x for a whole transfer), private."""
-    timeout = get("CITEBOT_FETCH_TIMEOUT", _float_in(0.1, 600.0), 10.0)
+def _telegram_settings(get: Getter, values: Mapping[str, str], default: TelegramSettings) -> TelegramSettings:
+    """Read the TELEGRAM_* settings; what is not set keeps ``default``'s value."""
+    return TelegramSettings(
+        token=get("TELEGRAM_BOT_TOKEN", str, default.token),
+        api_url=get("TELEGRAM_API_URL", _url, default.api_url),
+        allowed_users=_allowed_users(values),
+        admins=_admins(values),
+        webhook_url=get("TELEGRAM_WEBHOOK_URL", _url, default.webhook_url),
+        webhook_listen=get("TELEGRAM_WEBHOOK_LISTEN", str, default.webhook_listen),
+        webhook_port=get("TELEGRAM_WEBHOOK_PORT", _int_in(1, 65535), default.webhook_port),
+        webhook_secret=get("TELEGRAM_WEBHOOK_SECRET", _webhook_secret, default.webhook_secret),
+        workers=get("TELEGRAM_WORKERS", _int_in(1, 1024), default.workers),
+        chat_queue=get("TELEGRAM_CHAT_QUEUE", _int_in(1, 1000), default.chat_queue),
+        user_burst=get("TELEGRAM_USER_BURST", _int_in(1, 1000), default.user_burst),
+        user_per_minute=get("TELEGRAM_USER_PER_MINUTE", _int_in(1, 6000), default.user_per_minute),
+        delivery_retry_seconds=get(
+            "TELEGRAM_DELIVERY_RETRY_SECONDS", _float_in(0.0, 86400.0), default.delivery_retry_seconds
+        ),
+        unauthorized_exit_seconds=get(
+            "TELEGRAM_UNAUTHORIZED_EXIT_SECONDS", _float_in(0.0, 86400.0), default.unauthorized_exit_seconds
+        ),
+        shutdown_seconds=get("TELEGRAM_SHUTDOWN_SECONDS", _float_in(0.0, 600.0), default.shutdown_seconds),
+        local_files_dir=get("TELEGRAM_LOCAL_FILES_DIR", _directory, default.local_files_dir),
+    )
+
+
+def _fetch_config(get: Getter, default: FetchConfig) -> FetchConfig:
+    """Return the CITEBOT_FETCH_* settings: size cap, time-out (a transfer's scaled as ``default``'s), private."""
+    timeout = get("CITEBOT_FETCH_TIMEOUT", _float_in(0.1, 600.0), default.connect_timeout)
     return FetchConfig(
         connect_timeout=timeout,
         read_timeout=timeout,
-        total_timeout=6 * timeout,
-        max_bytes=get("CITEBOT_FETCH_MAX_BYTES", _int_in(1024, 1024**3), MAX_FETCH_BYTES),
-        allow_private=get("CITEBOT_FETCH_ALLOW_PRIVATE", _flag, False),
+        total_timeout=timeout * (default.total_timeout / default.connect_timeout),
+        max_bytes=get("CITEBOT_FETCH_MAX_BYTES", _int_in(1024, 1024**3), default.max_bytes),
+        allow_private=get("CITEBOT_FETCH_ALLOW_PRIVATE", _flag, default.allow_private),
     )
 
 
@@ -186,7 +225,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def _url(raw: str) -> str:
-    if not raw.startswith(("http://", "https://")):
+    if not is_url(raw):
         raise ValueError("expected an http:// or https:// URL")
     return raw
 

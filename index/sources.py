@@ -19,18 +19,13 @@ from urllib.robotparser import RobotFileParser
 from index.errors import CitebotError
 from index.reading.article import Article
 from index.reading.feeds import read_feed
-from index.reading.fetch import FetchConfig, Fetched, NotModified, article_from_fetched, fetch, robots_allowed
-from index.reading.ingest import read_article
+from index.reading.fetch import FetchConfig, Fetched, NotModified, article_from_fetched, fetch, is_url, robots_allowed
+from index.reading.ingest import format_of_name, read_article
 from index.store.catalog import ArticleRecord, Provenance, now
 
 if TYPE_CHECKING:
     from index.analysis.embed import Embedder
     from index.store.library import AddResult, Library
-
-
-def is_url(text: str) -> bool:
-    """Return whether ``text`` names a web page (``http://`` or ``https://``) rather than a file."""
-    return text.strip().lower().startswith(("http://", "https://"))
 
 
 @dataclass(frozen=True)
@@ -50,10 +45,10 @@ def _kind(article: Article, name: str, content_type: str | None = None) -> str:
     if article.pages is not None:
         return "pdf"
     media = content_type or ""
-    suffix = Path(name.split("?")[0]).suffix.lower()
-    if "html" in media or suffix in (".html", ".htm", ".xhtml"):
+    by_name = format_of_name(name.split("?")[0])
+    if "html" in media or by_name == "html":
         return "html"
-    if suffix in (".md", ".markdown"):
+    if by_name == "markdown":
         return "markdown"
     return "text"
 

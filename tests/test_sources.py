@@ -15,7 +15,7 @@ from index.reading.article import Article
 from index.reading.clean import clean_text
 from index.reading.feeds import Feed, read_feed
 from index.reading.fetch import FetchConfig, NotModified, article_from_fetched, fetch
-from index.reading.ingest import parse_article, read_article
+from index.reading.ingest import SUFFIX_FORMATS, parse_article, read_article
 from index.search.retrieve import Searcher
 from index.sources import add_feed, add_loaded, load, refresh
 from index.store.library import Library
@@ -309,3 +309,12 @@ def test_markdown_that_opens_with_raw_html_is_still_markdown() -> None:
     article = parse_article(md, name="README.md")
     assert article.title == "Ferry timetable"
     assert paragraphs(article) == ["The first ferry leaves at 07:10 daily."]
+
+
+@pytest.mark.parametrize("suffix", sorted(s for s, kind in SUFFIX_FORMATS.items() if kind == "markdown"))
+def test_every_markdown_suffix_is_read_and_catalogued_as_markdown(suffix: str, tmp_path: Path) -> None:
+    path = tmp_path / f"river{suffix.upper() if suffix == '.mdown' else suffix}"
+    path.write_bytes((DATA / "river.md").read_bytes())
+    loaded = load(str(path))
+    assert loaded.kind == "markdown"
+    assert loaded.article.title == "River levels this spring" and paragraphs(loaded.article) == story("river")

@@ -80,7 +80,7 @@ QUEUE_FULL = (
 async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Run before every handler: let allowed users through; refuse anyone else politely, once, and stop there."""
     state = bot_state(context)
-    allowed = state.settings.telegram_allowed_users
+    allowed = state.settings.telegram.allowed_users
     user = update.effective_user
     if not allowed or (user is not None and user.id in allowed):
         return
@@ -205,7 +205,7 @@ async def _startup(application: Application) -> None:
     gc.collect()
     gc.freeze()
     records = await state.records()
-    how = f"webhook at {state.settings.telegram_webhook_url}" if state.settings.telegram_webhook_url else "long polling"
+    how = f"webhook at {state.settings.telegram.webhook_url}" if state.settings.telegram.webhook_url else "long polling"
     what = f"“{records[0].label}”" if len(records) == 1 else f"a library of {len(records)} articles"
     print(
         f"citebot: @{application.bot.username} answers from {what} in {library.directory} ({how}); "
@@ -236,8 +236,8 @@ async def _examples(state: BotState) -> tuple[str, ...]:
 
 def access_line(settings: Settings) -> str:
     """Return who may use the bot: everyone, or the N users of ``TELEGRAM_ALLOWED_USERS``; and the admins."""
-    allowed = settings.telegram_allowed_users
-    admins = len(settings.telegram_admins)
+    allowed = settings.telegram.allowed_users
+    admins = len(settings.telegram.admins)
     who = (
         "open to everyone (TELEGRAM_ALLOWED_USERS is not set)"
         if not allowed
@@ -256,7 +256,7 @@ async def _shutdown(application: Application) -> None:
 
 async def _check_token(settings: Settings) -> None:
     """Ask the Bot API who the bot is (getMe), so a bad token fails in one line before anything else runs."""
-    async with Bot(str(settings.telegram_token), base_url=settings.telegram_api_url):
+    async with Bot(str(settings.telegram.token), base_url=settings.telegram.api_url):
         pass
 
 
@@ -296,18 +296,18 @@ def build_application(
     settings: Settings, article_path: Path | None = None, token: TokenWatch | None = None
 ) -> Application:
     """Return the bot, every handler wired; the model and the library load when it starts."""
-    if not settings.telegram_token:
+    if not settings.telegram.token:
         raise CitebotError("TELEGRAM_BOT_TOKEN is not set")
-    base_url = settings.telegram_api_url
-    token = token or TokenWatch(settings.telegram_unauthorized_exit_seconds)
-    limit = UserLimit(settings.telegram_user_burst, settings.telegram_user_per_minute)
-    scheduler = FairScheduler(settings.telegram_workers, settings.telegram_chat_queue, limit, rate_notice, queue_notice)
+    base_url = settings.telegram.api_url
+    token = token or TokenWatch(settings.telegram.unauthorized_exit_seconds)
+    limit = UserLimit(settings.telegram.user_burst, settings.telegram.user_per_minute)
+    scheduler = FairScheduler(settings.telegram.workers, settings.telegram.chat_queue, limit, rate_notice, queue_notice)
     builder = (
         ApplicationBuilder()
-        .token(settings.telegram_token)
+        .token(settings.telegram.token)
         .base_url(base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
-        .rate_limiter(PatientRateLimiter(settings.telegram_delivery_retry_seconds, token))
+        .rate_limiter(PatientRateLimiter(settings.telegram.delivery_retry_seconds, token))
         .get_updates_request(PollingRequest(token))
         .concurrent_updates(scheduler)
         .post_shutdown(_shutdown)
@@ -335,7 +335,7 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
         CitebotError: for a missing or rejected token, a bad article, or an unreachable Bot API
             (one line, without the token).
     """
-    token = settings.telegram_token
+    token = settings.telegram.token
     if not token:
         raise CitebotError(
             "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token "
@@ -347,7 +347,7 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
     check_data_dir(settings.index.data_dir)
     redactor = protect_token(token)
     warnings.filterwarnings("ignore", category=PTBDeprecationWarning)  # about PTB's own API, nothing to act on
-    api_url = redactor.redact(settings.telegram_api_url)
+    api_url = redactor.redact(settings.telegram.api_url)
     try:
         asyncio.run(_check_token(settings))
     except InvalidToken:
@@ -356,7 +356,7 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
         ) from None
     except TelegramError as exc:
         raise CitebotError(f"cannot reach the Bot API at {api_url}: {redactor.redact(str(exc))}") from None
-    token_watch = TokenWatch(settings.telegram_unauthorized_exit_seconds)
+    token_watch = TokenWatch(settings.telegram.unauthorized_exit_seconds)
     application = build_application(settings, path, token_watch)
     scheduler = application.update_processor
     assert isinstance(scheduler, FairScheduler)
@@ -365,14 +365,14 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
         await _startup(application)
         updater = application.updater
         assert updater is not None
-        if settings.telegram_webhook_url:
-            url = settings.telegram_webhook_url
+        if settings.telegram.webhook_url:
+            url = settings.telegram.webhook_url
             await updater.start_webhook(
-                listen=settings.telegram_webhook_listen,
-                port=settings.telegram_webhook_port,
+                listen=settings.telegram.webhook_listen,
+                port=settings.telegram.webhook_port,
                 url_path=urlsplit(url).path.lstrip("/"),
                 webhook_url=url,
-                secret_token=settings.telegram_webhook_secret or secrets.token_urlsafe(32),
+                secret_token=settings.telegram.webhook_secret or secrets.token_urlsafe(32),
                 allowed_updates=ALLOWED_UPDATES,
             )
         else:
@@ -380,7 +380,7 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
         await application.start()
 
     try:
-        asyncio.run(serve(application, start, scheduler, token_watch, settings.telegram_shutdown_seconds))
+        asyncio.run(serve(application, start, scheduler, token_watch, settings.telegram.shutdown_seconds))
     except TelegramError as exc:
         raise CitebotError(f"the Telegram bot stopped: {redactor.redact(str(exc))}") from None
     return 0

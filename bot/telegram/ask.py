@@ -257,7 +257,7 @@ async def on_inline(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if query is None:
         return
     state = bot_state(context)
-    personal = bool(state.settings.telegram_allowed_users)
+    personal = bool(state.settings.telegram.allowed_users)
     try:
         question = clean_question(query.query)
     except QuestionError:

@@ -29,7 +29,7 @@ from bot.telegram.state import BotState, acknowledge, addressed, bot_state, desc
 from bot.telegram.texts import ARTICLES_PER_PAGE, articles_page, scope_html
 from index.errors import CitebotError
 from index.reading.article import Article
-from index.reading.ingest import parse_article
+from index.reading.ingest import SUFFIX_FORMATS, format_of_name, parse_article
 from index.store.catalog import Provenance
 from index.store.library import AddResult
 
@@ -39,16 +39,6 @@ log = logging.getLogger("citebot.telegram")
 MAX_DOWNLOAD = 20 * 1024 * 1024
 #: Seconds to wait for each piece of a download from the Bot API.
 DOWNLOAD_SECONDS = 60.0
-#: File names the bot reads, and the kind of article each is.
-KINDS = {
-    ".txt": "text",
-    ".text": "text",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".html": "html",
-    ".htm": "html",
-    ".pdf": "pdf",
-}
 #: A message that is only a web address.
 URL_ONLY = re.compile(r"^\s*(https?://[^\s<>\"]{1,2000})\s*$", re.IGNORECASE)
 
@@ -208,9 +198,9 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     document = message.document
     name = PurePath(document.file_name or "article.txt").name or "article.txt"
-    kind = KINDS.get(PurePath(name).suffix.lower())
+    kind = format_of_name(name)
     if kind is None:
-        await send(message, html.escape(f"I can add .txt, .md, .html or .pdf files, not {name}."))
+        await send(message, html.escape(f"I can add {', '.join(sorted(SUFFIX_FORMATS))} files, not {name}."))
         return
     if document.file_size is not None and document.file_size > MAX_DOWNLOAD:
         size = document.file_size / 1024 / 1024
@@ -221,7 +211,7 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     try:
         file = await context.bot.get_file(document.file_id)
-        data = await download(context.bot, file.file_path, state.settings.telegram_local_files_dir)
+        data = await download(context.bot, file.file_path, state.settings.telegram.local_files_dir)
     except CitebotError as exc:
         await _outcome(status, html.escape(f"Not added: could not download {name}: {_sentence(str(exc))}"))
         return

@@ -125,7 +125,7 @@ class BotState:
 
     def is_admin(self, user_id: int | None) -> bool:
         """Return whether ``user_id`` is one of ``TELEGRAM_ADMINS``."""
-        return user_id is not None and user_id in self.settings.telegram_admins
+        return user_id is not None and user_id in self.settings.telegram.admins
 
 
 def bot_state(context: ContextTypes.DEFAULT_TYPE) -> BotState:

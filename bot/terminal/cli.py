@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bot.settings import Settings
 from bot.terminal.output import OutputError, discard_stdout, stdout, terminal
+from index.config import MAX_K, TOP_K
 from index.errors import CitebotError
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ log = logging.getLogger("citebot")
 
 #: Exit code for a user mistake (bad input, bad setting), as argparse uses.
 USAGE_ERROR = 2
-#: The most passages one answer may hold (as :data:`index.answer.MAX_K`, without importing the model's side).
-MAX_K = 20
 
 
 def _stderr():  # noqa: ANN202 - rich is imported lazily
@@ -209,7 +208,8 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bot.loading import load_embedder, open_library
-    from index.sources import Change, add_feed, add_loaded, is_url, load
+    from index.reading.fetch import is_url
+    from index.sources import Change, add_feed, add_loaded, load
 
     library = open_library(settings)
     err = _stderr()
@@ -268,6 +268,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
     """Re-check every web article and feed of the library; print what changed (quiet when nothing did)."""
     from bot.loading import load_embedder, open_library
+    from index.reading.fetch import is_url
     from index.sources import Change, refresh
 
     library = open_library(settings)
@@ -286,7 +287,7 @@ def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
                 f"{change.status}: {change.source}{': ' + change.reason if change.reason else ''}", file=out, flush=True
             )
 
-    if not library.catalog.feeds() and not any(r.source.startswith(("http://", "https://")) for r in library.records()):
+    if not library.catalog.feeds() and not any(is_url(r.source) for r in library.records()):
         if args.verbose:
             print("nothing to refresh: the library has no web articles or feeds", file=out)
         return 0
@@ -320,13 +321,15 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from rich.table import Table
 
+    from index.reading.fetch import is_url
+
     table = Table(box=None, pad_edge=False, highlight=False)
     for name, justify in (("id", "right"), ("title", "left"), ("site", "left"), ("date", "left")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     table.add_column("paragraphs", justify="right")
     table.add_column("added", justify="left")
     for r in records:
-        site = r.site or (r.source.split("/")[2] if r.source.startswith(("http://", "https://")) else "")
+        site = r.site or (r.source.split("/")[2] if is_url(r.source) else "")
         table.add_row(str(r.id), r.label, site, r.date or "", str(r.paragraphs), r.added_at.replace("T", " ")[:16])
     terminal(out).print(table)
     return 0
@@ -440,7 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="?", metavar="QUESTION", help="the question; omit with --json to read stdin")
     scope_option(ask)
     article_option(ask)
-    ask.add_argument("-k", type=_k, metavar="N", help=f"passages to return (1-{MAX_K}; default CITEBOT_TOP_K or 3)")
+    ask.add_argument(
+        "-k", type=_k, metavar="N", help=f"passages to return (1-{MAX_K}; default CITEBOT_TOP_K or {TOP_K})"
+    )
     ask.add_argument("--json", action="store_true", help="print JSON: one object per question")
     adding = add("add", cmd_add, "Add articles to the library: files (text, Markdown, HTML, PDF), web pages, feeds.")
     adding.add_argument("sources", nargs="*", metavar="PATH_OR_URL", help="article files or http(s) URLs")

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from index.config import DEFAULT_MODEL
+from index.config import BATCH_SIZE, DEFAULT_MODEL
 from index.errors import ModelError
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class Embedder:
         """What identifies the vectors this model makes: its name and dimension."""
         return f"{self.name.lower()}:{self.dimension}"
 
-    def encode(self, texts: list[str], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = BATCH_SIZE, progress: bool | None = None) -> np.ndarray:
         """Return an ``(len(texts), dimension)`` float32 array of unit-length vectors.
 
         A progress bar is shown when ``progress`` is true, or by default when

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from index.errors import ArticleError
 from index.reading.clean import CLEANER_VERSION, CleanedText
@@ -56,8 +55,16 @@ class Article:
 
     @property
     def label(self) -> str:
-        """A short human name for the article: its title, else its file name."""
-        return self.title or Path(self.source).name or "the article"
+        """A short human name for the article (see :func:`article_label`)."""
+        return article_label(self.title, self.source)
+
+
+def article_label(title: str, source: str, article_id: int | None = None) -> str:
+    """Return an article's name: its title, else its source's last part, else ``article ID`` or ``the article``."""
+    if title:
+        return title
+    tail = source.rstrip("/").rsplit("/", 1)[-1]
+    return tail.removeprefix("bundled:") or (f"article {article_id}" if article_id is not None else "the article")
 
 
 def article_from_paragraphs(

@@ -23,13 +23,14 @@ _INVISIBLE = re.compile(r"[\u00ad\u200b-\u200d\u2060\ufeff]")
 _TERMINAL = ".!?…:;\"'”’)]»"
 
 _READING_TIME = re.compile(r"^\d+\s*(?:min|mins|minute|minutes)\s+read$", re.IGNORECASE)
-_MONTHS = (
+#: Month names and abbreviations, as a regex alternation (match it case-insensitively).
+MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December"
     "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
 )
 _DATE_LINE = re.compile(
-    rf"^(?:\w+day,?\s+)?(?:\d{{1,2}}\s+(?:{_MONTHS})\.?,?\s+\d{{4}}"
-    rf"|(?:{_MONTHS})\.?\s+\d{{1,2}},?\s+\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}})$",
+    rf"^(?:\w+day,?\s+)?(?:\d{{1,2}}\s+(?:{MONTHS})\.?,?\s+\d{{4}}"
+    rf"|(?:{MONTHS})\.?\s+\d{{1,2}},?\s+\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}})$",
     re.IGNORECASE,
 )
 _CAPTION = re.compile(r"^[^\[\]]{10,}\s\[(?:[A-Z][\w .&/-]{1,40})\]$")

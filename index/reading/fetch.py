@@ -69,6 +69,11 @@ _PAYWALL = (
 )
 
 
+def is_url(text: str) -> bool:
+    """Return whether ``text`` names a web page (``http://`` or ``https://``) rather than a file."""
+    return text.strip().lower().startswith(("http://", "https://"))
+
+
 def _user_agent() -> str:
     try:
         version = metadata.version("citebot")

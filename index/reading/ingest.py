@@ -23,8 +23,20 @@ from index.reading.clean import clean_blocks, clean_text
 MAX_ARTICLE_BYTES = 5 * 1024 * 1024
 
 FORMATS = ("text", "markdown", "html", "pdf")
-_MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
-_HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+#: File name suffixes citebot knows, and the format of each (one of :data:`FORMATS`); the bytes still decide
+#: first (``%PDF-`` is a PDF, an HTML document is HTML), and a file with any other name is read as text.
+SUFFIX_FORMATS = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".mdown": "markdown",
+    ".mkd": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".pdf": "pdf",
+}
 _READ_CHUNK = 1 << 16
 #: A whole HTML document: a doctype or an <html> element first (after an XML declaration or comments).
 _HTML_DOCUMENT = re.compile(r"\A(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S)
@@ -100,15 +112,20 @@ def is_pdf(data: bytes) -> bool:
     return b"%PDF-" in data[:1024]
 
 
+def format_of_name(name: str) -> str | None:
+    """Return the format :data:`SUFFIX_FORMATS` gives ``name``'s suffix (any case), or ``None`` for another suffix."""
+    return SUFFIX_FORMATS.get(Path(name).suffix.lower())
+
+
 def detect_format(name: str, text: str) -> str:
     """Return ``"html"``, ``"markdown"`` or ``"text"``: an HTML document by its content, else by the name, else tags."""
     head = text.lstrip()[:4096]
-    suffix = Path(name).suffix.lower()
+    by_name = format_of_name(name)
     if _HTML_DOCUMENT.match(head):
         return "html"
-    if suffix in _MARKDOWN_SUFFIXES:
+    if by_name == "markdown":
         return "markdown"  # Markdown may open with raw HTML (a centred logo) and is still Markdown
-    if suffix in _HTML_SUFFIXES or (head.startswith("<") and _HTML_CLOSING.search(head)):
+    if by_name == "html" or (head.startswith("<") and _HTML_CLOSING.search(head)):
         return "html"
     return "text"
 

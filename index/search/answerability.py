@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from index.analysis.words import tokenize
+from index.reading.clean import MONTHS
 
 #: The answer types a question can ask for, as :func:`expected_type` names them.
 ANSWER_TYPES = ("number", "date", "person", "place")
@@ -61,12 +62,8 @@ _NUMBER_WORDS = (
     "|billions?|trillions?|dozens?|half|third|quarter|several|few|single|double|twice|once|thrice"
 )
 _NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.IGNORECASE)
-_MONTHS = (
-    "january|february|march|april|may|june|july|august|september|october|november|december"
-    "|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
-)
 _DATE = re.compile(
-    rf"\b(1\d{{3}}|20\d{{2}}|\d{{1,4}}s|{_MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+    rf"\b(1\d{{3}}|20\d{{2}}|\d{{1,4}}s|{MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
     r"|centur(y|ies)|decades?|years?|months?|weeks?|days?|today|yesterday|tomorrow|tonight|night|morning|evening"
     r"|spring|summer|autumn|fall|winter|ago|recently|later|earlier|since|until|during|before|after|era|age|period"
     r"|dynasty|reign|bc|ad|bce|ce)\b",

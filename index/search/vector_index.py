@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index.config import EXACT_LIMIT
 from index.store.vectors import MAX_SENTENCES, vector_id
 
 if TYPE_CHECKING:
     import faiss
 
-#: Up to this many vectors the index is exact; above it, an IVF index (see the module docstring).
-EXACT_LIMIT = 200_000
 #: IVF lists probed per query: ``benchmarks/library_scale.py`` measured recall of the top 100 at 100k paragraphs
 #: (1,024 lists): 0.983 at 48, 0.990 at 64, 0.9999 at 96 (2.2 ms a search).
 NPROBE = 96

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import LibraryError
+from index.reading.article import article_label
 
 #: Bumped when the schema or the meaning of a stored column changes.
 SCHEMA_VERSION = 1
@@ -83,14 +84,6 @@ CREATE INDEX IF NOT EXISTS articles_fingerprint ON articles(fingerprint);
 def now() -> str:
     """Return the current UTC time as ISO 8601 to the second, the catalog's format for times."""
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def article_label(title: str, source: str, article_id: int) -> str:
-    """Return a short human name for an article: its title, else the last part of its source, else its id."""
-    if title:
-        return title
-    tail = source.rstrip("/").rsplit("/", 1)[-1]
-    return tail.removeprefix("bundled:") or f"article {article_id}"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from index.errors import DataDirError, IndexCorruptError, LibraryError
 from index.reading.article import Article
 from index.reading.ingest import read_article
 from index.store.catalog import ArticleRecord, Catalog, NewArticle, Provenance, StoredText
-from index.store.locking import hold
+from index.store.locking import LOCK_TIMEOUT, hold
 from index.store.vectors import MAX_SENTENCES, load_vectors, save_vectors
 
 if TYPE_CHECKING:  # the model (and torch) load only when something is embedded
@@ -50,8 +50,6 @@ log = logging.getLogger(__name__)
 CATALOG = "library.sqlite3"
 VECTORS = "vectors"
 CHANGED = "library.changed"
-#: How long a writer waits for another writer before giving up.
-LOCK_TIMEOUT = 600.0
 #: The source name of the bundled article in a new library.
 BUNDLED = "bundled:idlib-article.txt"
 _DIGIT = re.compile(r"\d")

@@ -20,7 +20,7 @@ import pytest
 
 from index.analysis.embed import Embedder
 from index.analysis.words import tokenize
-from index.answer import answer
+from index.answer import ArticleRef, answer
 from index.config import IndexConfig
 from index.reading.article import Article, article_from_paragraphs
 from index.search.bm25 import Postings, bm25_idf
@@ -87,6 +87,18 @@ def test_same_content_is_a_no_op_and_a_changed_source_replaces_keeping_the_id(em
     assert not (config.data_dir / VECTORS / f"{first.record.key}.npy").exists()  # the old version's vectors are gone
     result = answer(Searcher(library, embedder), "When does the rye bread sell out?")
     assert "by ten" in result.passages[0].text
+
+
+def test_an_untitled_article_has_the_same_name_when_added_and_when_listed(embedder: Embedder, config) -> None:
+    library = Library(config.data_dir, IndexConfig(data_dir=config.data_dir, seed=False))
+    sources = ["bundled:bakery.txt", "https://news.example/2025/bakery/", "/x/harbour.md"]
+    names = []
+    for source, paragraphs in zip(sources, [BAKERY, HARBOUR, [HARBOUR[1]]], strict=True):
+        article = _article(paragraphs, source)
+        record = library.add(article, embedder).record
+        assert article.label == record.label == ArticleRef.of(record).label
+        names.append(record.label)
+    assert names == ["bakery.txt", "bakery", "harbour.md"]
 
 
 def test_ids_are_never_reused(embedder: Embedder, config) -> None:
