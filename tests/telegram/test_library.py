@@ -160,7 +160,10 @@ def test_files_the_bot_cannot_read_are_refused_before_downloading(lib: Library, 
     big = server.send_document(chat, user, "huge.pdf", b"%PDF-1.4", size=25 * 1024 * 1024)
     assert server.wait_reply(big)[0].text == "huge.pdf is 25.0 MB; Telegram lets bots download at most 20 MB."
     odd = server.send_document(chat, user, "photo <1>.jpg", b"\xff\xd8\xff")
-    assert server.wait_reply(odd)[0].text == "I can add .txt, .md, .html or .pdf files, not photo <1>.jpg."
+    assert server.wait_reply(odd)[0].text == (
+        "I can add text, Markdown, HTML or PDF files (.txt .text .md .markdown .mdown .mkd .html .htm .xhtml .pdf), "
+        "not photo <1>.jpg."
+    )
     binary = server.send_document(chat, user, "binary.txt", bytes(range(256)) * 40)
     done = _finished(server, server.wait_reply(binary)[0])
     assert done.text.startswith("Not added: ") and "\n" not in done.text
