@@ -200,7 +200,8 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     name = PurePath(document.file_name or "article.txt").name or "article.txt"
     kind = format_of_name(name)
     if kind is None:
-        await send(message, html.escape(f"I can add text, Markdown, HTML or PDF files ({' '.join(SUFFIX_FORMATS)}), not {name}."))
+        kinds = " ".join(SUFFIX_FORMATS)
+        await send(message, html.escape(f"I can add text, Markdown, HTML or PDF files ({kinds}), not {name}."))
         return
     if document.file_size is not None and document.file_size > MAX_DOWNLOAD:
         size = document.file_size / 1024 / 1024
