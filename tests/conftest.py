@@ -22,6 +22,15 @@ from tests.support.fake_telegram import FakeTelegram
 from tests.support.paths import ROOT
 
 SHARED = ROOT.parent / "shared"
+#: Fixtures that start real processes: a test using one is marked ``slow`` (``pytest -m "not slow"`` skips it).
+SLOW_FIXTURES = frozenset({"run_citebot"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that runs the real ``citebot`` command."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

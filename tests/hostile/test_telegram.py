@@ -29,6 +29,8 @@ from index.reading.article import Article
 from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
 from tests.support.telegram_harness import BotProcess, ask_and_time, bot_environment, free_port
 
+pytestmark = pytest.mark.slow  # runs the real citebot telegram process
+
 SORRY = "Sorry, something went wrong while answering. Please try again."
 STALE = "This button no longer works. Please ask the question again."
 TOO_FAST = "You are sending questions faster than I can answer, so I am skipping some. Please wait a minute."

@@ -24,6 +24,8 @@ from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault, 
 from tests.support.paths import BENCHMARKS
 from tests.support.telegram_harness import BotProcess, run_load
 
+pytestmark = pytest.mark.slow  # runs the real citebot telegram process
+
 SEED_TITLE = "Turkey launches 'limited' operation to retake Idlib towns"
 SEED_QUESTIONS = BENCHMARKS / "seed_questions.json"
 _ids = itertools.count(10_000)

@@ -24,6 +24,8 @@ from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram
 from tests.support.news_server import DATA, NewsServer, file, page
 from tests.support.telegram_harness import START_TIMEOUT, BotProcess
 
+pytestmark = pytest.mark.slow  # runs the real citebot telegram process
+
 ADMIN = 4242
 HARBOUR_TITLE = "Harbour reopens after the storm"
 COUNCIL_TITLE = "Council votes to keep Dunmore library open"

@@ -18,6 +18,8 @@ from index.reading.ingest import read_article
 from tests.support.fake_telegram import TOKEN, FakeTelegram, Fault, parse_html
 from tests.support.telegram_harness import BotProcess
 
+pytestmark = pytest.mark.slow  # runs the real citebot telegram process
+
 ALLOWED = (111, 222)
 REFUSAL = "Sorry, this bot is private: it answers only the people it was set up for."
 KEEPER = "The lighthouse keeper, Ada <Moss> & Sons, repaints the tower every seven years."

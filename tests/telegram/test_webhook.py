@@ -18,6 +18,8 @@ import pytest
 from tests.support.fake_telegram import TOKEN, FakeTelegram
 from tests.support.telegram_harness import BotProcess, bot_environment, free_port
 
+pytestmark = pytest.mark.slow  # runs the real citebot telegram process
+
 SECRET = "s3cret-Token_for-tests"
 
 
