@@ -31,6 +31,19 @@ _HTML_DOCUMENT = re.compile(r"\A(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!docty
 _HTML_CLOSING = re.compile(r"</(?:p|div|article|body|html|head|title|h[1-6]|li)\s*>", re.IGNORECASE)
 
 
+def megabytes(size: int) -> str:
+    """Return ``size`` for messages as sizes are configured: ``"10 MB"`` for 10 x 1024 x 1024 bytes, else bytes.
+
+    A megabyte is 1024 x 1024 bytes, as in the size caps (``MAX_ARTICLE_BYTES``, ``CITEBOT_FETCH_MAX_BYTES``); a
+    size that is no whole number of them is shown to one decimal from 1 MB, in bytes below.
+    """
+    if size and size % (1024 * 1024) == 0:
+        return f"{size // (1024 * 1024)} MB"
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    return f"{size:,} bytes"
+
+
 def _utf16_without_bom(data: bytes) -> str | None:
     """Return ``"utf-16-le"`` or ``"utf-16-be"`` when ``data`` looks like UTF-16 text without a byte-order mark."""
     sample = data[:8192]
@@ -207,9 +220,7 @@ def read_capped(p: Path, limit: int) -> bytes:
     except OSError as exc:
         raise ArticleError(f"{p}: cannot be read ({exc.strerror or exc})") from None
     if total > limit:
-        raise ArticleError(
-            f"{p}: too large (more than {limit / 1e6:.0f} MB; citebot reads articles up to {limit / 1e6:.0f} MB)"
-        )
+        raise ArticleError(f"{p}: too large (more than {megabytes(limit)}; citebot reads articles up to that size)")
     return b"".join(chunks)
 
 
