@@ -118,7 +118,7 @@ def inflated_size(data: bytes, limit: int) -> int:
             while position < len(data) and not inflater.eof:
                 pending = data[position : position + _INFLATE_STEP]
                 position += _INFLATE_STEP
-                while pending:
+                while pending and not inflater.eof:
                     total += len(inflater.decompress(pending, _INFLATE_STEP))
                     if total > limit:
                         return total
