@@ -40,8 +40,8 @@ import httpcore
 import httpx
 
 from index.errors import FetchError, FetchStatusError
-from index.reading.article import Article, article_from_cleaned
-from index.reading.ingest import article_from_html, decode, is_pdf, megabytes
+from index.reading.article import Article, article_from_cleaned, megabytes
+from index.reading.ingest import article_from_html, decode, is_pdf
 
 #: A function from (host, port) to the IP addresses it resolves to; tests inject one.
 Resolver = Callable[[str, int], list[str]]

@@ -16,7 +16,7 @@ import unicodedata
 from pathlib import Path
 
 from index.errors import ArticleError
-from index.reading.article import Article, article_from_cleaned
+from index.reading.article import Article, article_from_cleaned, megabytes
 from index.reading.clean import clean_blocks, clean_text
 
 #: Larger files are refused: citebot answers from one article, not a library.
@@ -29,19 +29,6 @@ _READ_CHUNK = 1 << 16
 #: A whole HTML document: a doctype or an <html> element first (after an XML declaration or comments).
 _HTML_DOCUMENT = re.compile(r"\A(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S)
 _HTML_CLOSING = re.compile(r"</(?:p|div|article|body|html|head|title|h[1-6]|li)\s*>", re.IGNORECASE)
-
-
-def megabytes(size: int) -> str:
-    """Return ``size`` for messages as sizes are configured: ``"10 MB"`` for 10 x 1024 x 1024 bytes, else bytes.
-
-    A megabyte is 1024 x 1024 bytes, as in the size caps (``MAX_ARTICLE_BYTES``, ``CITEBOT_FETCH_MAX_BYTES``); a
-    size that is no whole number of them is shown to one decimal from 1 MB, in bytes below.
-    """
-    if size and size % (1024 * 1024) == 0:
-        return f"{size // (1024 * 1024)} MB"
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} MB"
-    return f"{size:,} bytes"
 
 
 def _utf16_without_bom(data: bytes) -> str | None:

@@ -23,9 +23,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from index.errors import ArticleError
-from index.reading.article import Article, article_from_cleaned
+from index.reading.article import Article, article_from_cleaned, megabytes
 from index.reading.clean import clean_blocks
-from index.reading.ingest import megabytes
 
 #: The most a PDF's compressed streams (images aside) may inflate to, all together: ten times the file cap.
 MAX_PDF_INFLATED_BYTES = 50 * 1024 * 1024
