@@ -13,7 +13,7 @@ from dotenv import dotenv_values
 
 from index.config import MAX_K, MIN_SCORE, TOP_K, UNCERTAIN_SCORE, IndexConfig
 from index.errors import CitebotError
-from index.reading.fetch import FetchConfig, is_url
+from index.reading.fetch import FetchConfig, is_web_url
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
@@ -225,7 +225,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def _url(raw: str) -> str:
-    if not is_url(raw):
+    if not is_web_url(raw):
         raise ValueError("expected an http:// or https:// URL")
     return raw
 

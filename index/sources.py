@@ -16,16 +16,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.robotparser import RobotFileParser
 
-from index.errors import CitebotError
+from index.errors import CitebotError, FetchStatusError
 from index.reading.article import Article
 from index.reading.feeds import read_feed
-from index.reading.fetch import FetchConfig, Fetched, NotModified, article_from_fetched, fetch, is_url, robots_allowed
+from index.reading.fetch import (
+    AddressRefused,
+    FetchConfig,
+    Fetched,
+    NotModified,
+    article_from_fetched,
+    check_target,
+    fetch,
+    is_url,
+    robots_allowed,
+    short_url,
+)
 from index.reading.ingest import format_of_name, read_article
 from index.store.catalog import ArticleRecord, Provenance, now
 
 if TYPE_CHECKING:
     from index.analysis.embed import Embedder
     from index.store.library import AddResult, Library
+
+__all__ = ["Change", "Loaded", "add_feed", "add_loaded", "is_url", "load", "refresh"]
+
+#: HTTP statuses that mean a page is gone for good: reported once by ``refresh``, never a failure.
+GONE_STATUSES = (404, 410)
 
 
 @dataclass(frozen=True)
@@ -134,16 +150,53 @@ def _add_items(
         if library.catalog.by_source(item) is not None:
             continue
         try:
+            check_target(item, config)
             if not robots_allowed(item, config, cache=robots):
                 change = Change(item, "skipped", reason="robots.txt disallows it")
             else:
                 result = add_loaded(library, embedder, load(item, config), feed=feed)
                 change = Change(item, result.status, result.record)
+        except AddressRefused as exc:
+            change = _skipped_once(library, item, _reason(item, exc))
+        except FetchStatusError as exc:
+            if exc.status in GONE_STATUSES:
+                change = _skipped_once(library, item, f"the page is gone (HTTP {exc.status})")
+            else:
+                change = Change(item, "failed", reason=_reason(item, exc))
         except CitebotError as exc:
-            change = Change(item, "failed", reason=str(exc))
+            change = Change(item, "failed", reason=_reason(item, exc))
+        if change is None:
+            continue
         report(change)
         changes.append(change)
     return changes
+
+
+def _reason(source: str, error: Exception) -> str:
+    """Return the message of ``error`` without the source it opens with: front ends print the source beside it."""
+    message = str(error)
+    for name in (source, short_url(source)):
+        if message.startswith(f"{name}: "):
+            return message[len(name) + 2 :]
+    return message
+
+
+def _mark(source: str) -> str:
+    return f"gone:{source}"
+
+
+def _remember(library: Library, source: str, value: str) -> None:
+    """Note in the library's meta table that ``source`` was reported (``value``: the date), or forget it (``""``)."""
+    with library.catalog.transaction():
+        library.catalog.set_meta(_mark(source), value)
+
+
+def _skipped_once(library: Library, item: str, reason: str) -> Change | None:
+    """Report a feed item that cannot be added (gone, refused address) the first time only; ``None`` afterwards."""
+    if library.catalog.get_meta(_mark(item)):
+        return None
+    _remember(library, item, now())
+    return Change(item, "skipped", reason=f"{reason}; not reported again")
 
 
 def refresh(
@@ -157,6 +210,11 @@ def refresh(
     A feed's new items are added; an article whose server says "not modified", or whose content has the
     same fingerprint, is left; a changed one is replaced (same id). Safe to run from cron beside the bot:
     writes take the library's lock, and readers pick the changes up by themselves.
+
+    A page that is gone (HTTP 404 or 410) is reported once, as ``"gone"``, and kept: the library is an archive,
+    so its copy stays (``citebot remove`` drops it); later runs report it as ``"unchanged"`` until the page
+    comes back. A feed item that is gone, or at a refused address, is ``"skipped"`` once and then left quietly;
+    neither is a failure, so a cron ``refresh`` does not fail forever over a page that moved.
     """
     changes: list[Change] = []
     for feed_url, etag, last_modified in library.catalog.feeds():
@@ -182,7 +240,14 @@ def refresh(
 
 def _refresh_article(library: Library, embedder: Embedder, record: ArticleRecord, config: FetchConfig | None) -> Change:
     try:
-        got = fetch(record.source, config, etag=record.etag, last_modified=record.last_modified)
+        try:
+            got = fetch(record.source, config, etag=record.etag, last_modified=record.last_modified)
+        except FetchStatusError as exc:
+            if exc.status not in GONE_STATUSES:
+                raise
+            return _gone(library, record, exc.status)
+        if library.catalog.get_meta(_mark(record.source)):
+            _remember(library, record.source, "")  # it came back
         if isinstance(got, NotModified):
             library.catalog.touch(record.id, fetched_at=now())
             return Change(record.source, "unchanged", record)
@@ -194,4 +259,18 @@ def _refresh_article(library: Library, embedder: Embedder, record: ArticleRecord
         result = add_loaded(library, embedder, loaded, feed=record.feed)
         return Change(record.source, result.status, result.record)
     except CitebotError as exc:
-        return Change(record.source, "failed", record, str(exc))
+        return Change(record.source, "failed", record, _reason(record.source, exc))
+
+
+def _gone(library: Library, record: ArticleRecord, status: int) -> Change:
+    """Keep an article whose page is gone; report it as ``"gone"`` the first time, ``"unchanged"`` after."""
+    since = library.catalog.get_meta(_mark(record.source))
+    if since:
+        return Change(record.source, "unchanged", record, f"gone since {since[:10]} (HTTP {status}); the copy is kept")
+    _remember(library, record.source, now())
+    return Change(
+        record.source,
+        "gone",
+        record,
+        f"the page is gone (HTTP {status}); the article stays in the library (citebot remove {record.id} drops it)",
+    )

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from bot.telegram.split import MAX_MESSAGE, split_html, utf16_len
 from index.answer import NOT_FOUND, ArticleRef, Passage
 from index.reading.article import Article
-from index.reading.fetch import is_url
+from index.reading.fetch import is_web_url
 from index.store.catalog import ArticleRecord
 
 #: Said before the nearest passage when the articles searched do not answer.
@@ -42,7 +42,7 @@ def article_html(article: ArticleRef | ArticleRecord) -> str:
     """Return an article's name for a message: its title (a link when it has a web address) and its date."""
     name = f"“{html.escape(article.label)}”"
     url = article.url or ""
-    if is_url(url):
+    if is_web_url(url):
         name = f'<a href="{html.escape(url, quote=True)}">{name}</a>'
     return f"{name} ({html.escape(article.date)})" if article.date else name
 

@@ -208,7 +208,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bot.loading import load_embedder, open_library
-    from index.reading.fetch import is_url
+    from index.reading.fetch import is_web_url
     from index.sources import Change, add_feed, add_loaded, load
 
     library = open_library(settings)
@@ -223,10 +223,10 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
             failed += 1
             print(f"citebot: error: {exc}", file=sys.stderr)
     for feed in feeds:
-        if not is_url(feed):
+        if not is_web_url(feed):
             failed += 1
             print(f"citebot: error: {feed}: a feed is an http:// or https:// URL", file=sys.stderr)
-    feeds = [f for f in feeds if is_url(f)]
+    feeds = [f for f in feeds if is_web_url(f)]
     if not loaded and not feeds:
         return USAGE_ERROR if failed else 0
     with err.status("Loading the model…", spinner="dots"):
@@ -268,7 +268,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
     """Re-check every web article and feed of the library; print what changed (quiet when nothing did)."""
     from bot.loading import load_embedder, open_library
-    from index.reading.fetch import is_url
+    from index.reading.fetch import is_web_url
     from index.sources import Change, refresh
 
     library = open_library(settings)
@@ -287,7 +287,7 @@ def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
                 f"{change.status}: {change.source}{': ' + change.reason if change.reason else ''}", file=out, flush=True
             )
 
-    if not library.catalog.feeds() and not any(is_url(r.source) for r in library.records()):
+    if not library.catalog.feeds() and not any(is_web_url(r.source) for r in library.records()):
         if args.verbose:
             print("nothing to refresh: the library has no web articles or feeds", file=out)
         return 0
@@ -321,7 +321,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from rich.table import Table
 
-    from index.reading.fetch import is_url
+    from index.reading.fetch import is_web_url
 
     table = Table(box=None, pad_edge=False, highlight=False)
     for name, justify in (("id", "right"), ("title", "left"), ("site", "left"), ("date", "left")):
@@ -329,7 +329,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     table.add_column("paragraphs", justify="right")
     table.add_column("added", justify="left")
     for r in records:
-        site = r.site or (r.source.split("/")[2] if is_url(r.source) else "")
+        site = r.site or (r.source.split("/")[2] if is_web_url(r.source) else "")
         table.add_row(str(r.id), r.label, site, r.date or "", str(r.paragraphs), r.added_at.replace("T", " ")[:16])
     terminal(out).print(table)
     return 0

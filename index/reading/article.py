@@ -116,3 +116,16 @@ def article_from_cleaned(cleaned: CleanedText, source: str, **metadata: object) 
     """Make an :class:`Article` of cleaned text; ``metadata`` are :class:`Article` fields (url, site, pages...)."""
     metadata.setdefault("date", cleaned.date)
     return article_from_paragraphs(cleaned.paragraphs, title=cleaned.title, source=source, **metadata)  # type: ignore[arg-type]
+
+
+def megabytes(size: int) -> str:
+    """Return ``size`` for messages as sizes are configured: ``"10 MB"`` for 10 x 1024 x 1024 bytes, else bytes.
+
+    A megabyte is 1024 x 1024 bytes, as in the size caps (``MAX_ARTICLE_BYTES``, ``CITEBOT_FETCH_MAX_BYTES``); a
+    size that is no whole number of them is shown to one decimal from 1 MB, in bytes below.
+    """
+    if size and size % (1024 * 1024) == 0:
+        return f"{size // (1024 * 1024)} MB"
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    return f"{size:,} bytes"

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from index.errors import FetchError
-from index.reading.fetch import FEED_TYPES, FetchConfig, Fetched, NotModified, Resolver, fetch, is_url
+from index.reading.fetch import FEED_TYPES, FetchConfig, Fetched, NotModified, Resolver, fetch, is_web_url, short_url
 
 #: What a feed may be served as: the feed types, and HTML or plain text from servers that label feeds badly.
 _FEED_ACCEPT = (*FEED_TYPES, "text/html", "text/plain")
@@ -68,13 +68,13 @@ def parse_feed(fetched: Fetched) -> Feed:
     parsed = feedparser.parse(fetched.body, response_headers={"content-location": fetched.final_url})
     version = parsed.get("version") or ""
     if not version and not parsed.entries:
-        raise FetchError(f"{fetched.final_url}: not a feed (no RSS or Atom in it)")
+        raise FetchError(f"{short_url(fetched.final_url)}: not a feed (no RSS or Atom in it)")
     items: list[FeedItem] = []
     seen: set[str] = set()
     for entry in parsed.entries:
         link = entry.get("link") or ""
         url = urljoin(fetched.final_url, link.strip()) if link else ""
-        if not is_url(url) or url in seen:
+        if not is_web_url(url) or url in seen:
             continue
         seen.add(url)
         title = " ".join(str(entry.get("title", "")).split())

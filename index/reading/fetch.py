@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import socket
 import ssl
 import time
@@ -39,7 +40,7 @@ import httpcore
 import httpx
 
 from index.errors import FetchError, FetchStatusError
-from index.reading.article import Article, article_from_cleaned
+from index.reading.article import Article, article_from_cleaned, megabytes
 from index.reading.ingest import article_from_html, decode, is_pdf
 
 #: A function from (host, port) to the IP addresses it resolves to; tests inject one.
@@ -69,9 +70,47 @@ _PAYWALL = (
 )
 
 
+#: Schemes that name something other than a file even without ``//`` (``file:/etc/passwd``, ``mailto:x@y``).
+_BARE_SCHEMES = frozenset(
+    {"file", "ftp", "ftps", "sftp", "gopher", "data", "javascript", "mailto", "news", "nntp", "telnet", "ldap", "smb"}
+    | {"ws", "wss", "feed", "about", "blob", "view-source", "ssh", "scp", "tftp", "dict", "irc", "git", "jar"}
+)
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]+):(//)?", re.IGNORECASE)
+#: What citebot fetches; every other scheme is refused as unsupported.
+WEB_SCHEMES = ("http", "https")
+#: Messages show at most this many characters of a URL (the middle is cut).
+URL_SHOWN = 100
+
+
+def url_scheme(text: str) -> str | None:
+    """Return the lower-case scheme when ``text`` is a URL (``x://...``, or a known scheme as ``file:``), else ``None``.
+
+    This is the one rule for "is it a URL or a file name": a path such as ``notes.txt`` or ``C:\\x`` has no scheme.
+    """
+    match = _SCHEME.match(text.strip())
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    return scheme if match.group(2) or scheme in _BARE_SCHEMES else None
+
+
 def is_url(text: str) -> bool:
-    """Return whether ``text`` names a web page (``http://`` or ``https://``) rather than a file."""
-    return text.strip().lower().startswith(("http://", "https://"))
+    """Return whether ``text`` names a URL of any scheme (then it is fetched or refused, never read as a file)."""
+    return url_scheme(text) is not None
+
+
+def is_web_url(text: str) -> bool:
+    """Return whether ``text`` is an ``http://`` or ``https://`` URL, the only kind citebot fetches."""
+    return url_scheme(text) in WEB_SCHEMES
+
+
+def short_url(url: str, limit: int = URL_SHOWN) -> str:
+    """Return ``url`` cut in the middle with an ellipsis when it is longer than ``limit`` characters, for messages."""
+    url = url.strip()
+    if len(url) <= limit:
+        return url
+    head = (limit - 1) * 2 // 3
+    return f"{url[:head]}…{url[len(url) - (limit - 1 - head) :]}"
 
 
 def _user_agent() -> str:
@@ -201,16 +240,66 @@ def refused_reason(ip: str, config: FetchConfig) -> str | None:
     return next((reason for reason, hit in checks if hit), None)
 
 
+class _DeadlineExceeded(httpcore.ReadTimeout):
+    """The whole fetch (connect, headers, body, every hop) took longer than ``total_timeout``."""
+
+
+def _within(deadline: float, timeout: float | None) -> float:
+    """Return the time-out for one network step: ``timeout`` cut to what is left before ``deadline``."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _DeadlineExceeded("the deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every read, write and TLS handshake ends by the fetch's deadline.
+
+    httpcore's time-outs hold for one step each, so a server that sends its headers one byte every few seconds
+    never trips them; this cuts each step to the time left, so the deadline covers the headers as well as the body.
+    """
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self._stream, self._deadline = stream, deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Read at most ``max_bytes``, waiting no later than the deadline."""
+        try:
+            return self._stream.read(max_bytes, _within(self._deadline, timeout))
+        except httpcore.ReadTimeout:
+            _within(self._deadline, None)  # name the deadline when it is what ran out
+            raise
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Write ``buffer``, waiting no later than the deadline."""
+        self._stream.write(buffer, _within(self._deadline, timeout))
+
+    def close(self) -> None:
+        """Close the stream."""
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        """Upgrade to TLS, the handshake ending by the deadline too."""
+        upgraded = self._stream.start_tls(ssl_context, server_hostname, _within(self._deadline, timeout))
+        return _DeadlineStream(upgraded, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        """Return what the wrapped stream says."""
+        return self._stream.get_extra_info(info)
+
+
 class _PinnedBackend(httpcore.NetworkBackend):
     """A network backend that connects to one checked IP address whatever host name the URL holds.
 
     httpcore still uses the URL's host for the Host header and for TLS (SNI and
     certificate checks); only the TCP connection is pinned, so nothing resolves
-    the name a second time.
+    the name a second time. Every step of the connection ends by ``deadline``.
     """
 
-    def __init__(self, address: str) -> None:
-        self._address = address
+    def __init__(self, address: str, deadline: float) -> None:
+        self._address, self._deadline = address, deadline
         self._backend = httpcore.SyncBackend()
 
     def connect_tcp(
@@ -222,7 +311,14 @@ class _PinnedBackend(httpcore.NetworkBackend):
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
         """Open the TCP connection to the pinned address (``host`` is ignored on purpose)."""
-        return self._backend.connect_tcp(self._address, port, timeout, local_address, socket_options)
+        try:
+            stream = self._backend.connect_tcp(
+                self._address, port, _within(self._deadline, timeout), local_address, socket_options
+            )
+        except httpcore.ConnectTimeout:
+            _within(self._deadline, None)
+            raise
+        return _DeadlineStream(stream, self._deadline)
 
     def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
         """Refuse: citebot fetches over TCP only."""
@@ -247,17 +343,36 @@ def _ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
 
 def _check_url(url: str) -> httpx.URL:
     """Parse ``url`` and refuse what is not a plain http or https URL."""
+    shown = short_url(url)
+    scheme = url_scheme(url)
+    if scheme is not None and scheme not in WEB_SCHEMES:
+        raise FetchError(f"{shown}: unsupported URL scheme {scheme}: (only http:// and https:// URLs are fetched)")
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise FetchError(f"{url}: not a valid URL ({exc})") from None
-    if parsed.scheme not in ("http", "https"):
-        raise FetchError(f"{url}: only http:// and https:// URLs are fetched, not {parsed.scheme or 'this'}")
+        raise FetchError(f"{shown}: not a valid URL ({str(exc)[:100]})") from None
+    if parsed.scheme not in WEB_SCHEMES:
+        raise FetchError(f"{shown}: only http:// and https:// URLs are fetched, not {parsed.scheme or 'this'}")
     if not parsed.host:
-        raise FetchError(f"{url}: the URL has no host")
+        raise FetchError(f"{shown}: the URL has no host")
     if parsed.userinfo:
-        raise FetchError(f"{url}: refused: the URL carries a user name or password")
+        raise FetchError(f"{shown}: refused: the URL carries a user name or password")
     return parsed
+
+
+class AddressRefused(FetchError):
+    """The URL's host is (or resolves to) an address citebot does not connect to: loopback, private..."""
+
+
+def check_target(url: str, config: FetchConfig | None = None, *, resolve: Resolver | None = None) -> None:
+    """Check ``url``'s scheme and its host's addresses without connecting; raise what :func:`fetch` would refuse.
+
+    Raises:
+        FetchError: an unsupported scheme, an invalid URL, a host that cannot be resolved;
+            :class:`AddressRefused` for a loopback, private... address.
+    """
+    config = config or FetchConfig()
+    _pick_address(url, _check_url(url), config, resolve or system_resolver)
 
 
 def _pick_address(url: str, parsed: httpx.URL, config: FetchConfig, resolve: Resolver) -> str:
@@ -270,14 +385,15 @@ def _pick_address(url: str, parsed: httpx.URL, config: FetchConfig, resolve: Res
         try:
             addresses = resolve(host, port)
         except (OSError, UnicodeError) as exc:
-            raise FetchError(f"{url}: the host {host} cannot be resolved ({exc})") from None
+            raise FetchError(f"{short_url(url)}: the host {host} cannot be resolved ({exc})") from None
     if not addresses:
-        raise FetchError(f"{url}: the host {host} has no address")
+        raise FetchError(f"{short_url(url)}: the host {host} has no address")
     for address in addresses:
         reason = refused_reason(address, config)
         if reason:
-            raise FetchError(
-                f"{url}: refused address: {host} is {address}, {reason} (CITEBOT_FETCH_ALLOW_PRIVATE=1 allows it)"
+            raise AddressRefused(
+                f"{short_url(url)}: refused address: {host} is {address}, {reason} "
+                "(CITEBOT_FETCH_ALLOW_PRIVATE=1 allows it)"
             )
     return addresses[0]
 
@@ -291,6 +407,11 @@ def _media_type(header: str | None) -> tuple[str | None, str | None]:
         (p.split("=", 1)[1].strip("\"' ").lower() for p in parts[1:] if p.lower().startswith("charset=")), None
     )
     return parts[0].lower() or None, charset
+
+
+def _overdue(url: str, config: FetchConfig) -> str:
+    """Return the message for a fetch that ran past its deadline."""
+    return f"{short_url(url)}: timeout (the server took more than {config.total_timeout:g} s in all to answer)"
 
 
 class _Capped:
@@ -308,26 +429,22 @@ class _Capped:
         elif encoding == "identity":
             self._inflate = None
         else:
-            raise FetchError(f"{url}: the server sent an unsupported content encoding ({encoding})")
+            raise FetchError(f"{short_url(url)}: the server sent an unsupported content encoding ({encoding})")
 
     def add(self, chunk: bytes) -> None:
         """Add a chunk, decompressed at most to the cap."""
         if time.monotonic() > self.deadline:
-            raise FetchError(f"{self.url}: timeout (the transfer took more than {self.config.total_timeout:g} s)")
+            raise FetchError(_overdue(self.url, self.config))
         if self._inflate is not None:
             chunk = self._inflate.decompress(chunk, self.config.max_bytes + 1 - self.size)
         self.size += len(chunk)
         if self.size > self.config.max_bytes:
-            raise FetchError(f"{self.url}: too large (more than {_megabytes(self.config.max_bytes)})")
+            raise FetchError(f"{short_url(self.url)}: too large (more than {megabytes(self.config.max_bytes)})")
         self.parts.append(chunk)
 
     def body(self) -> bytes:
         """Return the whole body."""
         return b"".join(self.parts)
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:g} MB" if size >= 100_000 else f"{size} bytes"
 
 
 def fetch(
@@ -371,12 +488,12 @@ def fetch(
             )
         except FetchError as exc:
             if current != url:  # name the URL asked for, then the hop that failed
-                exc.args = (f"{url} (redirected to {exc})",)
+                exc.args = (f"{short_url(url)} (redirected to {exc})",)
             raise
         if not isinstance(result, str):
             return result
         current = result
-    raise FetchError(f"{url}: too many redirects (more than {config.max_redirects})")
+    raise FetchError(f"{short_url(url)}: too many redirects (more than {config.max_redirects})")
 
 
 def _hop(
@@ -398,7 +515,7 @@ def _hop(
     if last_modified:
         headers.append(("If-Modified-Since", last_modified))
     pool = httpcore.ConnectionPool(
-        ssl_context=_ssl_context(config.ca_file), network_backend=_PinnedBackend(address), retries=0
+        ssl_context=_ssl_context(config.ca_file), network_backend=_PinnedBackend(address, deadline), retries=0
     )
     try:
         with (
@@ -407,10 +524,12 @@ def _hop(
         ):
             return _handle(current, asked, response, config, deadline, accept)
     except httpcore.TimeoutException as exc:
+        if isinstance(exc, _DeadlineExceeded) or time.monotonic() >= deadline:
+            raise FetchError(_overdue(current, config)) from None
         kind = "connecting" if isinstance(exc, httpcore.ConnectTimeout) else "waiting for data"
-        raise FetchError(f"{current}: timeout ({kind} took too long)") from None
+        raise FetchError(f"{short_url(current)}: timeout ({kind} took too long)") from None
     except (httpcore.NetworkError, httpcore.ProtocolError, ssl.SSLError, OSError) as exc:
-        raise FetchError(f"{current}: cannot connect ({exc.__class__.__name__}: {str(exc)[:100]})") from None
+        raise FetchError(f"{short_url(current)}: cannot connect ({exc.__class__.__name__}: {str(exc)[:100]})") from None
 
 
 def _timeouts(config: FetchConfig) -> dict[str, float]:
@@ -439,21 +558,21 @@ def _handle(
     if status in REDIRECTS:
         location = _header(response, "Location")
         if not location:
-            raise FetchError(f"{current}: HTTP {status} redirect without a Location")
+            raise FetchError(f"{short_url(current)}: HTTP {status} redirect without a Location")
         return urljoin(current, location)
     if status == 304:
         return NotModified(asked, _header(response, "ETag"), _header(response, "Last-Modified"))
     if status != 200:
         reason = response.extensions.get("reason_phrase", b"").decode("latin-1", "replace")
-        raise FetchStatusError(f"{current}: HTTP {status}{' ' + reason if reason else ''}", status)
+        raise FetchStatusError(f"{short_url(current)}: HTTP {status}{' ' + reason if reason else ''}", status)
     media, charset = _media_type(_header(response, "Content-Type"))
     sniff = media in (None, "application/octet-stream", "binary/octet-stream")
     if not sniff and media not in accept:
-        raise FetchError(f"{current}: not an article (content type {media})")
+        raise FetchError(f"{short_url(current)}: not an article (content type {media})")
     length = _header(response, "Content-Length")
     if length and length.isdigit() and int(length) > config.max_bytes and not _header(response, "Content-Encoding"):
         raise FetchError(
-            f"{current}: too large ({int(length) / 1e6:.1f} MB; the limit is {_megabytes(config.max_bytes)})"
+            f"{short_url(current)}: too large ({megabytes(int(length))}; the limit is {megabytes(config.max_bytes)})"
         )
     body = _Capped(current, config, _header(response, "Content-Encoding"), deadline)
     for chunk in response.iter_stream():
@@ -462,7 +581,9 @@ def _handle(
     if sniff:
         media = "application/pdf" if is_pdf(data) else None
         if media not in accept:
-            raise FetchError(f"{current}: not an article (no usable content type, and the bytes are not a PDF)")
+            raise FetchError(
+                f"{short_url(current)}: not an article (no usable content type, and the bytes are not a PDF)"
+            )
     return Fetched(
         url=asked,
         final_url=current,
@@ -476,15 +597,32 @@ def _handle(
     )
 
 
+def _mislabelled_utf8(body: bytes, charset: str) -> bool:
+    """Whether ``body`` is UTF-8 though the server named another charset (ISO-8859-1 for Arabic, say).
+
+    Bytes that decode as UTF-8 and hold multi-byte sequences are UTF-8: text in a legacy charset
+    almost never forms valid UTF-8 sequences by chance, while decoding UTF-8 as a single-byte
+    charset yields mojibake that cannot be undone once stored.
+    """
+    name = charset.lower().replace("_", "-")
+    if name.startswith(("utf-8", "utf8", "utf-16", "utf-32", "utf16", "utf32")) or body.isascii():
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _text(fetched: Fetched) -> str:
-    """Decode a text response: the charset the server named, else UTF-8 (or UTF-16) as for files.
+    """Decode a text response: the charset the server named (unless the bytes are UTF-8), else UTF-8 or UTF-16.
 
     Raises:
         ArticleError: for binary or undecodable text that is not HTML (HTML falls back to Windows-1252).
     """
     from index.errors import ArticleError
 
-    if fetched.charset:
+    if fetched.charset and not _mislabelled_utf8(fetched.body, fetched.charset):
         try:
             return fetched.body.decode(fetched.charset)
         except (LookupError, UnicodeDecodeError):
@@ -516,7 +654,7 @@ def article_from_fetched(fetched: Fetched) -> Article:
             article = article_from_pdf(fetched.body, source)
             article = _with(article, url=source, site=host)
         elif fetched.content_type in FEED_TYPES:
-            raise FetchError(f"{source}: not an article but a feed (add it as a feed)")
+            raise FetchError(f"{short_url(source)}: not an article but a feed (add it as a feed)")
         elif fetched.content_type in HTML_TYPES:
             html = _text(fetched)
             article = article_from_html(html, source, url=source)
@@ -525,7 +663,10 @@ def article_from_fetched(fetched: Fetched) -> Article:
         else:
             article = article_from_cleaned(clean_text(_text(fetched)), source, url=source, site=host)
     except ArticleError as exc:
-        raise FetchError(str(exc)) from None
+        message = str(exc)
+        if message.startswith(source):
+            message = short_url(source) + message[len(source) :]
+        raise FetchError(message) from None
     return _with(article, fetched_at=fetched.fetched_at)
 
 
@@ -544,7 +685,7 @@ def _refuse_stub(article: Article, html: str, source: str) -> None:
             return
     paywall = any(marker in html.lower() for marker in _PAYWALL)
     why = "a paywall stub" if paywall else "a page without a story (an index, a login or an error page?)"
-    raise FetchError(f"{source}: empty extraction: only {words} words of article text; it looks like {why}")
+    raise FetchError(f"{short_url(source)}: empty extraction: only {words} words of article text; it looks like {why}")
 
 
 def robots_allowed(

@@ -16,7 +16,7 @@ import unicodedata
 from pathlib import Path
 
 from index.errors import ArticleError
-from index.reading.article import Article, article_from_cleaned
+from index.reading.article import Article, article_from_cleaned, megabytes
 from index.reading.clean import clean_blocks, clean_text
 
 #: Larger files are refused: citebot answers from one article, not a library.
@@ -224,9 +224,7 @@ def read_capped(p: Path, limit: int) -> bytes:
     except OSError as exc:
         raise ArticleError(f"{p}: cannot be read ({exc.strerror or exc})") from None
     if total > limit:
-        raise ArticleError(
-            f"{p}: too large (more than {limit / 1e6:.0f} MB; citebot reads articles up to {limit / 1e6:.0f} MB)"
-        )
+        raise ArticleError(f"{p}: too large (more than {megabytes(limit)}; citebot reads articles up to that size)")
     return b"".join(chunks)
 
 

@@ -6,18 +6,34 @@ included (README, "Sources", has the measurements against pypdf). Running
 headers and footers (a line repeated at the top or bottom of most pages) and
 bare page numbers are dropped; a paragraph that runs on to the next page is
 joined and keeps its first page. A PDF with no text layer (a scan) is refused.
+
+A PDF is small on disk but may inflate without bound (a "zlib bomb": 0.8 MB that inflates to 800 MB), so
+before pdfminer sees it the compressed streams are inflated in pieces and counted, and a PDF whose streams
+(images aside: pdfminer does not decode them) hold more than ``MAX_PDF_INFLATED_BYTES`` is refused; reading
+also stops past ``MAX_PDF_PAGES`` pages or ``MAX_PDF_SECONDS`` seconds. Each refusal names its reason.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 
 from index.errors import ArticleError
-from index.reading.article import Article, article_from_cleaned
+from index.reading.article import Article, article_from_cleaned, megabytes
 from index.reading.clean import clean_blocks
+
+#: The most a PDF's compressed streams (images aside) may inflate to, all together: ten times the file cap.
+MAX_PDF_INFLATED_BYTES = 50 * 1024 * 1024
+#: The most pages read from one PDF.
+MAX_PDF_PAGES = 1000
+#: The most seconds spent reading one PDF's pages.
+MAX_PDF_SECONDS = 60.0
+_STREAM_START = re.compile(rb"(?<!end)stream\r?\n")
+_INFLATE_STEP = 1 << 20
 
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?[-–—]?\s*\d{1,4}\s*[-–—]?(?:\s*(?:of|/)\s*\d{1,4})?$", re.IGNORECASE)
 _DIGITS = re.compile(r"\d+")
@@ -77,6 +93,61 @@ def _running_lines(pages: list[list[str]]) -> set[str]:
     return {line for line, n in counts.items() if n >= max(2, len(pages) / 2)}
 
 
+def _stream_dictionary(data: bytes, start: int) -> bytes:
+    """Return the bytes between an object's ``obj`` keyword and its ``stream`` keyword at ``start`` (its dictionary)."""
+    head = data[max(0, start - 4096) : start]
+    opened = head.rfind(b"obj")
+    return head[opened:] if opened >= 0 else head
+
+
+def inflated_size(data: bytes, limit: int) -> int:
+    """Return how many bytes the PDF's deflated streams (images aside) inflate to, counting no further than ``limit``.
+
+    The streams are inflated a megabyte at a time and thrown away, so a bomb costs ``limit`` bytes of work
+    at most and no memory; a stream that is not valid zlib data is skipped (pdfminer judges it).
+    """
+    total = 0
+    for match in _STREAM_START.finditer(data):
+        dictionary = _stream_dictionary(data, match.start())
+        if b"FlateDecode" not in dictionary or b"/Image" in dictionary:
+            continue
+        inflater = zlib.decompressobj()
+        position = match.end()
+        try:
+            while position < len(data) and not inflater.eof:
+                pending = data[position : position + _INFLATE_STEP]
+                position += _INFLATE_STEP
+                while pending and not inflater.eof:
+                    total += len(inflater.decompress(pending, _INFLATE_STEP))
+                    if total > limit:
+                        return total
+                    pending = inflater.unconsumed_tail
+        except zlib.error:
+            continue
+    return total
+
+
+def _refuse_bombs(data: bytes, source: str) -> None:
+    """Refuse a PDF whose streams inflate past ``MAX_PDF_INFLATED_BYTES`` before pdfminer inflates them whole."""
+    if inflated_size(data, MAX_PDF_INFLATED_BYTES) > MAX_PDF_INFLATED_BYTES:
+        raise ArticleError(
+            f"{source}: refused: the PDF's compressed streams inflate to more than "
+            f"{megabytes(MAX_PDF_INFLATED_BYTES)} (the file is {megabytes(len(data))}: a compression bomb?)"
+        )
+
+
+def _declared_pages(document: object) -> int:
+    """Return the page count the PDF's page tree declares (its root's ``/Count``), 0 when it declares none."""
+    from pdfminer.pdftypes import resolve1
+
+    try:
+        pages = resolve1(document.catalog.get("Pages"))  # type: ignore[attr-defined]
+        count = resolve1(pages.get("Count")) if isinstance(pages, dict) else 0
+    except Exception:  # a damaged catalog declares nothing
+        return 0
+    return count if isinstance(count, int) and count > 0 else 0
+
+
 def read_pdf(data: bytes, source: str) -> PdfText:
     """Return the paragraphs of a PDF's text layer, in reading order, with their pages.
 
@@ -89,16 +160,31 @@ def read_pdf(data: bytes, source: str) -> PdfText:
     from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
     from pdfminer.pdfpage import PDFPage
     from pdfminer.pdfparser import PDFParser
+    from pdfminer.pdftypes import PDFStream, resolve1
 
+    _refuse_bombs(data, source)
     pages: list[list[str]] = []
+    missing: list[int] = []  # pages whose content stream is named but cannot be found
+    declared = 0
+    started = time.monotonic()
     try:
         parser = PDFParser(io.BytesIO(data))
         document = PDFDocument(parser)
         title, author = _metadata(document)
+        declared = _declared_pages(document)
         resources = PDFResourceManager()
         device = PDFPageAggregator(resources, laparams=LAParams())
         interpreter = PDFPageInterpreter(resources, device)
         for page in PDFPage.create_pages(document):
+            if len(pages) == MAX_PDF_PAGES:
+                raise ArticleError(f"{source}: refused: the PDF has more than {MAX_PDF_PAGES} pages")
+            if time.monotonic() - started > MAX_PDF_SECONDS:
+                raise ArticleError(
+                    f"{source}: refused: reading the PDF took more than {MAX_PDF_SECONDS:g} s "
+                    f"(stopped at page {len(pages) + 1})"
+                )
+            if "Contents" in page.attrs and not any(isinstance(resolve1(c), PDFStream) for c in page.contents):
+                missing.append(len(pages) + 1)
             interpreter.process_page(page)
             layout = device.get_result()
             boxes = [_box_text(e) for e in layout if isinstance(e, LTTextContainer)]
@@ -109,8 +195,19 @@ def read_pdf(data: bytes, source: str) -> PdfText:
         raise
     except Exception as exc:  # pdfminer raises many kinds of error on damaged files
         raise ArticleError(f"{source}: not a readable PDF ({exc.__class__.__name__}: {str(exc)[:80]})") from None
+    if not pages and declared:
+        raise ArticleError(
+            f"{source}: the PDF is damaged: its page tree declares {declared} page{'s' if declared > 1 else ''} "
+            "but none can be found; open and save it again (print to PDF) and add that copy"
+        )
     if not pages:
         raise ArticleError(f"{source}: the PDF has no pages")
+    if missing and not any(pages):
+        listed = ", ".join(str(n) for n in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise ArticleError(
+            f"{source}: the PDF is damaged: the content of page{'s' if len(missing) > 1 else ''} {listed} "
+            "cannot be found (a broken cross-reference table?); open and save it again and add that copy"
+        )
     if not any(pages):
         raise ArticleError(
             f"{source}: the PDF has no text layer (a scan or images of text); run OCR on it first, e.g. ocrmypdf"

@@ -243,7 +243,7 @@ def test_a_trickling_server_hits_the_deadline(server) -> None:
 def test_an_oversized_body_is_cut_off_while_streaming(server) -> None:
     total = 200 * 1024 * 1024
     server.routes["/huge"] = endless("huge", total)
-    with pytest.raises(FetchError, match=r"too large \(more than 1 MB\)"):
+    with pytest.raises(FetchError, match=r"too large \(more than 1,000,000 bytes\)"):
         fetch(server.url("/huge"), FetchConfig(allow_private=True, max_bytes=1_000_000))
     deadline = time.monotonic() + 5
     while not server.seen.hung_up.get("huge") and time.monotonic() < deadline:

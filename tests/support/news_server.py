@@ -173,6 +173,23 @@ def trickle(interval: float, chunks: int) -> Handler:
     return handle
 
 
+def trickle_headers(interval: float, count: int = 1000) -> Handler:
+    """Send the status line, then the headers one byte every ``interval`` seconds: never a read time-out, no body."""
+
+    def handle(request: _RequestHandler) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Padding: " + b"a" * count + b"\r\n\r\n"
+        try:
+            for i in range(len(head)):
+                request.wfile.write(head[i : i + 1])
+                request.wfile.flush()
+                time.sleep(interval)
+        except OSError:
+            request.server.seen.hung_up[request.path] = True
+        request.close_connection = True
+
+    return handle
+
+
 def endless(name: str, total: int, declare_length: bool = False, chunk: int = 64 * 1024) -> Handler:
     """Stream ``total`` bytes of HTML; record in ``seen.streamed[name]`` how many went out before the client hung up."""
 

@@ -114,3 +114,47 @@ def out_of_order_pdf(path: Path, paragraphs: list[str] | None = None) -> Path:
     pdf.showPage()
     pdf.save()
     return path
+
+
+def handmade_pdf(objects: list[bytes], root: int = 1) -> bytes:
+    """Return a PDF assembled by hand from ``objects`` (object ``i + 1`` is ``objects[i]``), with a correct xref."""
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, root, xref)
+    return bytes(out)
+
+
+def _stream(data: bytes, extra: bytes = b"") -> bytes:
+    return b"<< /Length %d %s >>\nstream\n" % (len(data), extra) + data + b"\nendstream"
+
+
+def one_page_pdf(content: bytes, compressed: bool = False) -> bytes:
+    """Return a one-page PDF (Helvetica) whose page content stream is ``content``, raw or already deflated."""
+    return handmade_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 5 0 R >> >> >>",
+            _stream(content, b"/Filter /FlateDecode" if compressed else b""),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        ]
+    )
+
+
+def zlib_bomb_pdf(inflated: int) -> bytes:
+    """Return a small PDF whose one content stream inflates to ``inflated`` bytes of text-drawing operators."""
+    import zlib
+
+    line = b"BT /F1 12 Tf 72 700 Td (The harbour reopened on Friday.) Tj ET\n"
+    block = line * (1024 * 1024 // len(line))
+    packer = zlib.compressobj(9)
+    parts = [packer.compress(block) for _ in range(max(1, inflated // len(block)))]
+    parts.append(packer.flush())
+    return one_page_pdf(b"".join(parts), compressed=True)
