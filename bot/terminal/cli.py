@@ -405,6 +405,8 @@ def _k(raw: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every sub-command."""
+    from bot.terminal.doctor import HELP as DOCTOR_HELP
+    from bot.terminal.doctor import cmd_doctor, doctor_arguments
     from bot.terminal.evaluation import eval_arguments
 
     parser = argparse.ArgumentParser(
@@ -463,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     article_option(add("index", cmd_index, "Open the library (or one article) and show what it holds."))
     article_option(add("telegram", cmd_telegram, "Run the Telegram bot (long polling, or a webhook if configured)."))
     eval_arguments(add("eval", cmd_eval, "Measure answer quality on a SQuAD-format file."))
+    doctor_arguments(add("doctor", cmd_doctor, DOCTOR_HELP))
     return parser
 
 
@@ -482,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if sys.stdout is None:  # started with >&-: refuse at once rather than answer into nothing
             raise OutputError("standard output is closed; nothing could be written")
-        settings = Settings.from_env()
+        settings = Settings() if getattr(args, "own_settings", False) else Settings.from_env()  # doctor reads its own
         logging.basicConfig(level=settings.log_level, format="citebot: %(levelname)s: %(message)s")
         code = args.func(args, settings)
         stdout().flush()

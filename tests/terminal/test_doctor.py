@@ -1,0 +1,190 @@
+"""``citebot doctor``: a healthy library passes (exit 0); each kind of damage or misconfiguration is one problem line
+(exit 1) that says what to do; the token never shows; doctor never writes to the data directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from index.analysis.embed import Embedder
+from index.config import IndexConfig
+from index.store.library import Library
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """A new library as the first question leaves it: the bundled article, its catalog and vector file."""
+    directory = tmp_path_factory.mktemp("doctor") / "library"
+    library = Library(directory, IndexConfig(data_dir=directory))
+    library.ensure_ready(embedder)
+    library.close()
+    return directory
+
+
+@pytest.fixture
+def data(built: Path, tmp_path: Path) -> Path:
+    """A private copy of the built library, where ``run_citebot`` looks for it (``CITEBOT_DATA_DIR``)."""
+    directory = tmp_path / "cli-data"
+    shutil.copytree(built, directory)
+    return directory
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, str]]:
+    """Every file and directory under ``directory``: its modification time and content hash."""
+    out = {}
+    for path in sorted([directory, *directory.rglob("*")]):
+        content = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+        out[str(path.relative_to(directory))] = (path.stat().st_mtime_ns, content)
+    return out
+
+
+def _lines(result: subprocess.CompletedProcess[str], status: str, check: str) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.startswith(f"{status}: {check}:")]
+
+
+def test_healthy_library_exit_0_and_nothing_written(run_citebot: Run, data: Path) -> None:
+    before = _snapshot(data)
+    result = run_citebot("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "all is well"
+    assert not [line for line in result.stdout.splitlines() if line.startswith("problem:")]
+    assert _lines(result, "ok", "catalog") and _lines(result, "ok", "vectors") and _lines(result, "ok", "imports")
+    assert "CITEBOT_DATA_DIR = " + str(data) + " (environment)" in result.stdout
+    assert "CITEBOT_TOP_K = 3 (default)" in result.stdout
+    assert _lines(result, "note", "telegram token") == [
+        "note: telegram token: TELEGRAM_BOT_TOKEN is not set (needed only for citebot telegram)"
+    ]
+    assert _snapshot(data) == before
+
+
+def test_json_report(run_citebot: Run, data: Path) -> None:
+    (data / "vectors" / "1.npy").unlink()
+    result = run_citebot("doctor", "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["problems"] == 1
+    (problem,) = [c for c in report["checks"] if c["status"] == "problem"]
+    assert problem["check"] == "vectors" and "1.npy missing" in problem["message"] and problem["fix"]
+
+
+def test_truncated_catalog(run_citebot: Run, data: Path) -> None:
+    catalog = data / "library.sqlite3"
+    catalog.write_bytes(catalog.read_bytes()[: catalog.stat().st_size // 2])
+    result = run_citebot("doctor")
+    assert result.returncode == 1
+    (line,) = _lines(result, "problem", "catalog")
+    assert "library.sqlite3 is damaged" in line and "fix: restore the data directory from a backup" in line
+    assert result.stdout.splitlines()[-1] == "1 problem found"
+
+
+def _page_of(catalog: Path, table: str) -> int:
+    """Return the first page of ``table``'s b-tree (1-based)."""
+    with sqlite3.connect(catalog) as db:
+        return int(db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0])
+
+
+def test_corrupted_page(run_citebot: Run, data: Path) -> None:
+    catalog = data / "library.sqlite3"
+    page = _page_of(catalog, "articles")
+    raw = bytearray(catalog.read_bytes())
+    size = int.from_bytes(raw[16:18], "big")
+    start = (page - 1) * size
+    raw[start : start + 64] = b"\xa5" * 64  # the b-tree page header and cell pointers
+    catalog.write_bytes(bytes(raw))
+    result = run_citebot("doctor")
+    assert result.returncode == 1
+    (line,) = _lines(result, "problem", "catalog")
+    assert "is damaged" in line
+
+
+def test_missing_and_altered_vector_files(run_citebot: Run, data: Path) -> None:
+    vectors = data / "vectors" / "1.npy"
+    content = vectors.read_bytes()
+    vectors.write_bytes(content[:-4] + bytes(4))
+    result = run_citebot("doctor")
+    assert result.returncode == 1
+    (line,) = _lines(result, "problem", "vectors")
+    assert "article 1 (" in line and "1.npy does not match its checksum" in line
+    assert "embeds it again" in line
+    vectors.unlink()
+    result = run_citebot("doctor")
+    assert result.returncode == 1
+    (line,) = _lines(result, "problem", "vectors")
+    assert "article 1 (" in line and "1.npy missing" in line
+
+
+def test_orphan_vector_file_reported_not_deleted(run_citebot: Run, data: Path) -> None:
+    orphan = data / "vectors" / "99.npy"
+    shutil.copy(data / "vectors" / "1.npy", orphan)
+    before = _snapshot(data)
+    result = run_citebot("doctor")
+    assert result.returncode == 1
+    (line,) = _lines(result, "problem", "vectors")
+    assert "1 file in" in line and "99.npy" in line and "never deletes" in line
+    assert orphan.is_file()
+    assert _snapshot(data) == before
+
+
+def test_bad_setting_is_a_problem_not_an_error(run_citebot: Run, data: Path) -> None:
+    result = run_citebot("doctor", env={"CITEBOT_TOP_K": "0"})
+    assert result.returncode == 1, result.stderr
+    (line,) = _lines(result, "problem", "setting")
+    assert line.startswith("problem: setting: CITEBOT_TOP_K='0' is not valid: expected a whole number from 1 to 20")
+    assert "correct or unset CITEBOT_TOP_K (set in environment)" in line
+    assert _lines(result, "ok", "catalog")  # the other checks still ran, with the default
+
+
+def test_bad_setting_in_dot_env(run_citebot: Run, data: Path, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("CITEBOT_MIN_SCORE=high\nCITEBOT_WINDOW=3\n", encoding="utf-8")
+    result = run_citebot("doctor")
+    assert result.returncode == 1
+    (line,) = _lines(result, "problem", "setting")
+    assert "CITEBOT_MIN_SCORE='high' is not valid" in line and "(set in .env)" in line
+    assert "ok: setting: CITEBOT_WINDOW = 3 (.env)" in result.stdout
+
+
+def test_malformed_token_never_shown(run_citebot: Run, data: Path) -> None:
+    token = "123456789:Zq7-secretish_Kx"
+    result = run_citebot("doctor", env={"TELEGRAM_BOT_TOKEN": token})
+    assert result.returncode == 1
+    (line,) = _lines(result, "problem", "telegram token")
+    assert "not a bot token" in line and "@BotFather" in line
+    for shown in (
+        result.stdout,
+        result.stderr,
+        run_citebot("doctor", "--json", env={"TELEGRAM_BOT_TOKEN": token}).stdout,
+    ):
+        assert "secretish" not in shown and "123456789" not in shown
+
+
+def test_well_formed_token_not_shown(run_citebot: Run, data: Path) -> None:
+    token = "987654321:" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456_-"
+    assert len(token.split(":")[1]) == 35
+    result = run_citebot("doctor", env={"TELEGRAM_BOT_TOKEN": token})
+    assert result.returncode == 0, result.stdout
+    assert _lines(result, "ok", "telegram token")
+    assert "AbCdEf" not in result.stdout and "987654321" not in result.stdout
+
+
+def test_missing_model_directory(run_citebot: Run, data: Path) -> None:
+    result = run_citebot("doctor", env={"CITEBOT_MODEL": "/nonexistent"})
+    assert result.returncode == 1
+    (line,) = _lines(result, "problem", "model files")
+    assert "CITEBOT_MODEL=/nonexistent: no such directory" in line and "fix: set CITEBOT_MODEL to" in line
+
+
+def test_damaged_chat_state(run_citebot: Run, data: Path) -> None:
+    (data / "bot.sqlite3").write_bytes(b"this is not a database" * 100)
+    result = run_citebot("doctor")
+    assert result.returncode == 1
+    (line,) = _lines(result, "problem", "chat state")
+    assert "bot.sqlite3" in line and "move the file aside" in line
