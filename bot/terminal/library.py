@@ -203,7 +203,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  articles    {len(articles)}", file=out)
     print(f"  paragraphs  {index.paragraphs}", file=out)
     print(f"  sentences   {sentences}", file=out)
-    print(f"  vectors     {index.store.vectors.total} in a faiss {index.store.vectors.kind} index", file=out)
+    print(f"  vectors     {index.vectors.total} in a faiss {index.vectors.kind} index", file=out)
     print(f"  model       {settings.index.model} ({searcher.embedder.dimension} dimensions)", file=out)
     print(f"  total time  {time.perf_counter() - started:.2f} s (with model loading)", file=out)
     return 0
