@@ -18,6 +18,7 @@ from bot.settings import Settings
 from bot.terminal.library import cmd_add, cmd_index, cmd_list, cmd_refresh, cmd_remove, load
 from bot.terminal.output import USAGE_ERROR, OutputError, discard_stdout, stdout, terminal
 from index.errors import CitebotError
+from index.reading.display import safe_line
 
 if TYPE_CHECKING:
     from index.search.retrieve import Searcher
@@ -113,7 +114,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         reply = batch_reply(searcher, raw, k, settings.min_score, scope, settings.uncertain_score)
         if "error" in reply:
             failures += 1
-            print(f"citebot: error: line {number}: {reply['error']}", file=sys.stderr, flush=True)
+            error = safe_line(reply["error"], limit=None)
+            print(f"citebot: error: line {number}: {error}", file=sys.stderr, flush=True)
         out.write(json.dumps(reply, ensure_ascii=False) + "\n")
         out.flush()
     return USAGE_ERROR if failures else 0
@@ -286,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         stdout().flush()
         return code
     except CitebotError as exc:
-        print(f"citebot: error: {exc}", file=sys.stderr)
+        print(f"citebot: error: {safe_line(str(exc), limit=None)}", file=sys.stderr)
         return USAGE_ERROR
     except BrokenPipeError:
         discard_stdout()
