@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 from bot.settings import Settings
 from bot.terminal.output import USAGE_ERROR, stderr_console, stdout, terminal
 from index.errors import CitebotError
+from index.reading.display import safe_line
 
 if TYPE_CHECKING:
     from index.search.retrieve import Searcher
+    from index.sources import Change
     from index.store.catalog import ArticleRecord
 
 
@@ -44,18 +46,41 @@ _DONE = {
 
 
 def _said(status: str, record: ArticleRecord, seconds: float | None = None) -> str:
+    """Return the one line that says what became of an article (its title made safe to show)."""
     took = f"; {seconds:.2f} s" if seconds is not None else ""
-    return f"{_DONE.get(status, status)} [{record.id}] {record.label} ({_size(record)}{took})"
+    return f"{_DONE.get(status, status)} [{record.id}] {safe_line(record.label)} ({_size(record)}{took})"
+
+
+def _result(line: str) -> None:
+    """Print one result line on standard output, whole (a pipe gets it unwrapped; a terminal wraps it itself)."""
+    print(line, file=stdout(), flush=True)
+
+
+def _error(exc: CitebotError | str) -> None:
+    """Print one ``citebot: error:`` line on standard error (its text made safe to show)."""
+    print(f"citebot: error: {safe_line(str(exc), limit=None)}", file=sys.stderr, flush=True)
+
+
+def _changed(change: Change) -> str:
+    """Return the line for a feed item or a refreshed article: what became of it, or why nothing did."""
+    if change.record is not None and change.status in _DONE:
+        return _said(change.status, change.record)
+    reason = f": {safe_line(change.reason, limit=None)}" if change.reason else ""
+    return f"{change.status}: {safe_line(change.source)}{reason}"
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
-    """Add articles (files, web pages, feeds' items) to the library; each source is checked before the model loads."""
+    """Add articles (files, web pages, feeds' items) to the library; each source is checked before the model loads.
+
+    Results go to standard output, one line each; errors and progress to standard error. The model is loaded only
+    when something must be embedded (an article the library already has costs a catalog read).
+    """
     if not args.sources and not args.feed:
         raise CitebotError("add needs at least one PATH, URL or --feed URL")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bot.loading import load_embedder, open_library
-    from index.sources import Change, add_feed, add_loaded, is_url, load
+    from bot.loading import LazyEmbedder, open_library
+    from index.sources import add_feed, add_loaded, is_url, load
 
     library = open_library(settings)
     err = stderr_console()
@@ -64,57 +89,66 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     feeds = list(args.feed or [])
     for source in args.sources:
         try:
-            loaded.append(load(str(source), settings.fetch))
+            item = load(str(source), settings.fetch)
         except CitebotError as exc:
             failed += 1
-            print(f"citebot: error: {exc}", file=sys.stderr)
+            _error(exc)
+            continue
+        known = library.catalog.by_fingerprint(item.article.fingerprint)
+        if known is not None:
+            _result(_said("unchanged", known))
+        else:
+            loaded.append(item)
     for feed in feeds:
         if not is_url(feed):
             failed += 1
-            print(f"citebot: error: {feed}: a feed is an http:// or https:// URL", file=sys.stderr)
+            _error(f"{feed}: a feed is an http:// or https:// URL")
     feeds = [f for f in feeds if is_url(f)]
     if not loaded and not feeds:
         return USAGE_ERROR if failed else 0
-    with err.status("Loading the model…", spinner="dots"):
-        embedder = load_embedder(settings, batch=True)
-        library.ensure_ready(embedder)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    embedder = LazyEmbedder(settings, batch=True)
+    if loaded:
+        with err.status("Loading the model…", spinner="dots"):
+            library.ensure_ready(embedder.loaded())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    # On a terminal, rich prints standard output above the bar; into a pipe, results go straight to it.
+    redirect = bool(sys.stdout is not None and sys.stdout.isatty())
+    with Progress(*columns, console=err, transient=True, redirect_stdout=redirect, redirect_stderr=False) as bar:
         task = bar.add_task("adding", total=len(loaded))
         for item in loaded:
-            bar.update(task, description=f"adding {item.article.label[:40]}")
+            bar.update(task, description=f"adding {safe_line(item.article.label, limit=40)}")
             try:
-                result = add_loaded(library, embedder, item)
+                result = add_loaded(library, embedder.loaded(), item)
             except CitebotError as exc:
                 failed += 1
-                bar.console.print(f"citebot: error: {exc}", highlight=False, markup=False)
+                _error(exc)
                 continue
             finally:
                 bar.advance(task)
-            bar.console.print(_said(result.status, result.record, result.seconds), highlight=False, markup=False)
+            _result(_said(result.status, result.record, result.seconds))
 
         def report(change: Change) -> None:
             nonlocal failed
-            if change.record is not None and change.status in _DONE:
-                bar.console.print(_said(change.status, change.record), highlight=False, markup=False)
-            else:
-                failed += change.status == "failed"
-                bar.console.print(f"{change.status}: {change.source}: {change.reason}", highlight=False, markup=False)
+            failed += change.status == "failed"
+            _result(_changed(change))
 
         for feed in feeds:
-            bar.update(task, description=f"reading the feed {feed[:60]}")
+            bar.update(task, description=f"reading the feed {safe_line(feed, limit=60)}")
             try:
-                add_feed(library, embedder, feed, settings.fetch, report)
+                add_feed(library, embedder.proxy(), feed, settings.fetch, report)
             except CitebotError as exc:
                 failed += 1
-                bar.console.print(f"citebot: error: {exc}", highlight=False, markup=False)
+                _error(exc)
     return USAGE_ERROR if failed else 0
 
 
 def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
-    """Re-check every web article and feed of the library; print what changed (quiet when nothing did)."""
-    from bot.loading import load_embedder, open_library
-    from index.sources import Change, refresh
+    """Re-check every web article and feed of the library; print what changed (quiet when nothing did).
+
+    The model is loaded only when an article changed or a feed has a new item.
+    """
+    from bot.loading import LazyEmbedder, open_library
+    from index.sources import refresh
 
     library = open_library(settings)
     out = stdout()
@@ -125,29 +159,27 @@ def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
         if change.status == "unchanged" and not args.verbose:
             return
         failed += change.status == "failed"
-        if change.record is not None and change.status in _DONE:
-            print(_said(change.status, change.record), file=out, flush=True)
-        else:
-            print(
-                f"{change.status}: {change.source}{': ' + change.reason if change.reason else ''}", file=out, flush=True
-            )
+        print(_changed(change), file=out, flush=True)
 
     if not library.catalog.feeds() and not any(r.source.startswith(("http://", "https://")) for r in library.records()):
         if args.verbose:
             print("nothing to refresh: the library has no web articles or feeds", file=out)
         return 0
-    embedder = load_embedder(settings, batch=True)
-    refresh(library, embedder, settings.fetch, report)
+    refresh(library, LazyEmbedder(settings, batch=True).proxy(), settings.fetch, report)
     return USAGE_ERROR if failed else 0
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    """List the library's articles (reads the catalog only: no model)."""
-    from index.store.library import Library
+    """List the library's articles (reads the catalog only: no model).
+
+    A damaged catalog (SQLite's quick check fails) still lists what can be read, then ends on one error line.
+    """
+    from index.store.library import Library, check_data_dir
 
     data_dir = settings.index.data_dir
     out = stdout()
     if not Library.exists(data_dir):
+        check_data_dir(data_dir, create=False)  # a directory that could never hold a library is an error, not "new"
         if args.json:
             print("[]", file=out)
         else:
@@ -157,24 +189,31 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
             )
         return 0
     library = Library(data_dir, settings.index, readonly=True)
+    damage = library.catalog.damage()
     records = library.records()
     if args.json:
         print(json.dumps([r.to_dict() for r in records], ensure_ascii=False), file=out)
-        return 0
-    if not records:
+    elif not records:
         print("The library is empty. Add articles with: citebot add PATH...", file=out)
-        return 0
-    from rich.table import Table
+    else:
+        from rich.table import Table
+        from rich.text import Text
 
-    table = Table(box=None, pad_edge=False, highlight=False)
-    for name, justify in (("id", "right"), ("title", "left"), ("site", "left"), ("date", "left")):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    table.add_column("paragraphs", justify="right")
-    table.add_column("added", justify="left")
-    for r in records:
-        site = r.site or (r.source.split("/")[2] if r.source.startswith(("http://", "https://")) else "")
-        table.add_row(str(r.id), r.label, site, r.date or "", str(r.paragraphs), r.added_at.replace("T", " ")[:16])
-    terminal(out).print(table)
+        table = Table(box=None, pad_edge=False, highlight=False)
+        for name, justify in (("id", "right"), ("title", "left"), ("site", "left"), ("date", "left")):
+            table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        table.add_column("paragraphs", justify="right")
+        table.add_column("added", justify="left")
+        for r in records:
+            site = r.site or (r.source.split("/")[2] if r.source.startswith(("http://", "https://")) else "")
+            cells = (r.label, site, r.date or "")
+            table.add_row(
+                str(r.id), *(Text(safe_line(c)) for c in cells), str(r.paragraphs), r.added_at.replace("T", " ")[:16]
+            )
+        terminal(out).print(table)
+    if damage is not None:
+        out.flush()
+        raise damage
     return 0
 
 
@@ -187,7 +226,7 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     library = Library(settings.index.data_dir, settings.index)
     out = stdout()
     for record in library.remove(args.ids):
-        print(f"removed [{record.id}] {record.label}", file=out)
+        print(f"removed [{record.id}] {safe_line(record.label)}", file=out)
     return 0
 
 
