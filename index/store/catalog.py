@@ -238,11 +238,6 @@ class Catalog:
 
     def __init__(self, path: Path | str, readonly: bool = False) -> None:
         self.path = str(path)
-        if self.path != ":memory:" and Path(self.path).is_file() and Path(self.path).stat().st_size == 0:
-            raise LibraryError(
-                f"the catalog {self.path} is empty (0 bytes): it was damaged, and citebot will not start a new library "
-                "over it (its vector files would be lost); restore it from a backup, or move the data directory away"
-            )
         try:
             if readonly:
                 self._db = self._open_readonly()

@@ -162,8 +162,12 @@ class Library:
                     "move it away and restore the folder from a backup, or remove it to embed every article again"
                 )
             catalog = self.directory / CATALOG
-            if not readonly and _empty_leftover(catalog, vectors):
-                catalog.unlink()  # a first run killed before the catalog's first write: nothing there to keep
+            if _emptied(catalog, vectors):
+                raise LibraryError(
+                    f"the catalog {catalog} is empty (0 bytes) beside the library's vector files: it was damaged, and "
+                    "citebot will not start a new library over it; restore it from a backup, or move the data "
+                    "directory away"
+                )
             self.catalog = Catalog(catalog, readonly=readonly)
         self.readonly = readonly
 
@@ -473,21 +477,18 @@ class Library:
         return gone
 
 
-def _empty_leftover(catalog: Path, vectors: Path) -> bool:
-    """Return whether ``catalog`` is an empty file left by a first run killed before it wrote anything.
+def _emptied(catalog: Path, vectors: Path) -> bool:
+    """Return whether ``catalog`` is an empty file beside vector files: a damaged catalog, not a new one.
 
-    Only then may a new catalog replace it: there is no journal beside it and no vector file it could have named.
-    An empty catalog beside vector files is a damaged one, and :class:`Catalog` refuses it.
+    A catalog being created by another first run is empty for a moment too, but no vector file exists before its
+    schema is written.
     """
     try:
         if catalog.stat().st_size != 0:
             return False
+        return vectors.is_dir() and any(p.suffix == ".npy" for p in vectors.iterdir())
     except OSError:
         return False
-    journals = [catalog.with_name(catalog.name + end) for end in ("-wal", "-journal")]
-    if any(j.exists() and j.stat().st_size for j in journals):
-        return False
-    return not vectors.is_dir() or not any(vectors.iterdir())
 
 
 def _background(vectors: np.ndarray, stored: StoredText, window: int, embedder: Embedder) -> Background:
