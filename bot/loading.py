@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from bot.settings import Settings
 from index.config import IndexConfig
+from index.errors import DataDirError
 from index.reading.article import Article
 from index.reading.ingest import read_article
 from index.store.library import Library, check_data_dir
@@ -26,9 +27,25 @@ if TYPE_CHECKING:
 KEEP_ARTICLE_CACHES = 16
 
 
-def open_library(settings: Settings) -> Library:
-    """Return the library of ``CITEBOT_DATA_DIR`` (created if missing; the model is not loaded)."""
-    return Library(check_data_dir(settings.index.data_dir), settings.index)
+def open_library(settings: Settings, reading: bool = False) -> Library:
+    """Return the library of ``CITEBOT_DATA_DIR`` (created if missing; the model is not loaded), its catalog checked.
+
+    ``reading``: the caller only asks questions, so an existing library in a directory that cannot be written
+    (a read-only mount, another user's files) is opened read-only instead of refused.
+
+    Raises:
+        LibraryError: when the catalog is damaged (one line: what to do), before anything is written.
+    """
+    try:
+        data_dir = check_data_dir(settings.index.data_dir)
+    except DataDirError:
+        if not (reading and Library.exists(settings.index.data_dir)):
+            raise
+        library = Library(Path(settings.index.data_dir).expanduser(), settings.index, readonly=True)
+    else:
+        library = Library(data_dir, settings.index)
+    library.catalog.check()
+    return library
 
 
 def article_library(settings: Settings, article: Article) -> Library:
@@ -66,6 +83,31 @@ def load_embedder(settings: Settings, batch: bool = False) -> Embedder:
     return Embedder(settings.index.model, threads=threads)
 
 
+class LazyEmbedder:
+    """The embedding model of ``settings``, loaded the first time it is used (a cron ``refresh`` with nothing new,
+    an ``add`` of an article the library has, never load it)."""
+
+    def __init__(self, settings: Settings, batch: bool = False) -> None:
+        self._settings = settings
+        self._batch = batch
+        self._embedder: Embedder | None = None
+
+    def loaded(self) -> Embedder:
+        """Return the model, loading it now if it is not loaded yet."""
+        if self._embedder is None:
+            self._embedder = load_embedder(self._settings, batch=self._batch)
+        return self._embedder
+
+    def proxy(self) -> Embedder:
+        """Return this object where an :class:`Embedder` is expected: any use of it loads the model."""
+        return cast("Embedder", self)
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.loaded(), name)
+
+
 def open_searcher(settings: Settings, article_path: Path | None, embedder: Embedder | None = None) -> Searcher:
     """Return a searcher over the library, or over the one article at ``article_path`` (checked first).
 
@@ -81,7 +123,7 @@ def open_searcher(settings: Settings, article_path: Path | None, embedder: Embed
         embedder = embedder or load_embedder(settings)
         library.add(article, embedder)
     else:
-        library = open_library(settings)
+        library = open_library(settings, reading=True)
         embedder = embedder or load_embedder(settings)
     searcher = Searcher(library, embedder)
     searcher.index  # noqa: B018 - load (and seed) the library now, not at the first question

@@ -149,6 +149,7 @@ def _add_items(
     for item in urls:
         if library.catalog.by_source(item) is not None:
             continue
+        change: Change | None
         try:
             check_target(item, config)
             if not robots_allowed(item, config, cache=robots):

@@ -28,7 +28,7 @@ def test_a_web_page_is_refused_from_loopback_unless_allowed_and_then_named_in_ev
         assert len(refused.stderr.strip().splitlines()) == 1
         added = run_citebot("add", url, env=LOCAL)
         assert added.returncode == 0, added.stderr
-        assert "added [2] Port Elwin harbour reopens after storm" in added.stderr
+        assert "added [2] Port Elwin harbour reopens after storm" in added.stdout
     listed = json.loads(run_citebot("list", "--json").stdout)[1]
     assert listed["source"] == url and listed["kind"] == "html" and listed["fetched_at"]
     asked = json.loads(run_citebot("ask", "Which ship sank across the harbour entrance?", "--json", "--in", "2").stdout)
@@ -47,7 +47,7 @@ def test_a_feed_is_added_then_refresh_adds_replaces_and_leaves(run_citebot) -> N
         )
         added = run_citebot("add", "--feed", server.url("/feed.xml"), env=LOCAL)
         assert added.returncode == 0, added.stderr
-        assert "added [2] Port Elwin harbour" in added.stderr and "added [3] Danube countries" in added.stderr
+        assert "added [2] Port Elwin harbour" in added.stdout and "added [3] Danube countries" in added.stdout
 
         quiet = run_citebot("refresh", env=LOCAL)
         assert quiet.returncode == 0 and quiet.stdout == "", quiet.stdout + quiet.stderr  # nothing changed

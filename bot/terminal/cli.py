@@ -1,6 +1,6 @@
-"""The ``citebot`` command: the library (add, list, remove), questions (ask, console), the bot; thin over ``index``.
+"""The ``citebot`` command: argparse wiring, questions (ask, console), the bot; thin over ``index``.
 
-Commands that only read or change the catalog (``list``, ``remove``) never import the model or torch.
+The library's commands (add, refresh, list, remove, index) are in :mod:`bot.terminal.library`.
 """
 
 from __future__ import annotations
@@ -10,38 +10,21 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bot.settings import Settings
-from bot.terminal.output import OutputError, discard_stdout, stdout, terminal
+from bot.terminal.library import cmd_add, cmd_index, cmd_list, cmd_refresh, cmd_remove, load
+from bot.terminal.output import USAGE_ERROR, OutputError, discard_stdout, stdout, terminal
 from index.config import MAX_K, TOP_K
 from index.errors import CitebotError
+from index.reading.display import safe_line
 
 if TYPE_CHECKING:
     from index.search.retrieve import Searcher
-    from index.store.catalog import ArticleRecord
 
 log = logging.getLogger("citebot")
-
-#: Exit code for a user mistake (bad input, bad setting), as argparse uses.
-USAGE_ERROR = 2
-
-
-def _stderr():  # noqa: ANN202 - rich is imported lazily
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
-
-
-def load(settings: Settings, article_path: Path | None) -> Searcher:
-    """Check the input (an article file, the data directory), then load the model and open the library."""
-    from bot.loading import open_searcher
-
-    with _stderr().status("Loading the model and the library…", spinner="dots"):
-        return open_searcher(settings, article_path)
 
 
 def read_line(prompt: str) -> str:
@@ -129,7 +112,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         reply = batch_reply(searcher, raw, k, settings.min_score, scope, settings.uncertain_score)
         if "error" in reply:
             failures += 1
-            print(f"citebot: error: line {number}: {reply['error']}", file=sys.stderr, flush=True)
+            error = safe_line(reply["error"], limit=None)
+            print(f"citebot: error: line {number}: {error}", file=sys.stderr, flush=True)
         out.write(json.dumps(reply, ensure_ascii=False) + "\n")
         out.flush()
     return USAGE_ERROR if failures else 0
@@ -180,190 +164,6 @@ def batch_reply(
         return answer(searcher, text, k=k, min_score=min_score, scope=scope, uncertain_score=uncertain_score).to_dict()
     except CitebotError as exc:
         return {"question": text[:MAX_QUESTION_CHARS], "error": str(exc)}
-
-
-# --- the library ----------------------------------------------------------------------------------------
-
-
-def _size(record: ArticleRecord) -> str:
-    return f"{record.paragraphs} paragraph{'s' if record.paragraphs != 1 else ''}, {record.words:,} words"
-
-
-_DONE = {
-    "added": "added",
-    "replaced": "replaced the earlier version of",
-    "unchanged": "already in the library:",
-}
-
-
-def _said(status: str, record: ArticleRecord, seconds: float | None = None) -> str:
-    took = f"; {seconds:.2f} s" if seconds is not None else ""
-    return f"{_DONE.get(status, status)} [{record.id}] {record.label} ({_size(record)}{took})"
-
-
-def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
-    """Add articles (files, web pages, feeds' items) to the library; each source is checked before the model loads."""
-    if not args.sources and not args.feed:
-        raise CitebotError("add needs at least one PATH, URL or --feed URL")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from bot.loading import load_embedder, open_library
-    from index.reading.fetch import is_web_url
-    from index.sources import Change, add_feed, add_loaded, load
-
-    library = open_library(settings)
-    err = _stderr()
-    loaded = []
-    failed = 0
-    feeds = list(args.feed or [])
-    for source in args.sources:
-        try:
-            loaded.append(load(str(source), settings.fetch))
-        except CitebotError as exc:
-            failed += 1
-            print(f"citebot: error: {exc}", file=sys.stderr)
-    for feed in feeds:
-        if not is_web_url(feed):
-            failed += 1
-            print(f"citebot: error: {feed}: a feed is an http:// or https:// URL", file=sys.stderr)
-    feeds = [f for f in feeds if is_web_url(f)]
-    if not loaded and not feeds:
-        return USAGE_ERROR if failed else 0
-    with err.status("Loading the model…", spinner="dots"):
-        embedder = load_embedder(settings, batch=True)
-        library.ensure_ready(embedder)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("adding", total=len(loaded))
-        for item in loaded:
-            bar.update(task, description=f"adding {item.article.label[:40]}")
-            try:
-                result = add_loaded(library, embedder, item)
-            except CitebotError as exc:
-                failed += 1
-                bar.console.print(f"citebot: error: {exc}", highlight=False, markup=False)
-                continue
-            finally:
-                bar.advance(task)
-            bar.console.print(_said(result.status, result.record, result.seconds), highlight=False, markup=False)
-
-        def report(change: Change) -> None:
-            nonlocal failed
-            if change.record is not None and change.status in _DONE:
-                bar.console.print(_said(change.status, change.record), highlight=False, markup=False)
-            else:
-                failed += change.status == "failed"
-                bar.console.print(f"{change.status}: {change.source}: {change.reason}", highlight=False, markup=False)
-
-        for feed in feeds:
-            bar.update(task, description=f"reading the feed {feed[:60]}")
-            try:
-                add_feed(library, embedder, feed, settings.fetch, report)
-            except CitebotError as exc:
-                failed += 1
-                bar.console.print(f"citebot: error: {exc}", highlight=False, markup=False)
-    return USAGE_ERROR if failed else 0
-
-
-def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
-    """Re-check every web article and feed of the library; print what changed (quiet when nothing did)."""
-    from bot.loading import load_embedder, open_library
-    from index.reading.fetch import is_web_url
-    from index.sources import Change, refresh
-
-    library = open_library(settings)
-    out = stdout()
-    failed = 0
-
-    def report(change: Change) -> None:
-        nonlocal failed
-        if change.status == "unchanged" and not args.verbose:
-            return
-        failed += change.status == "failed"
-        if change.record is not None and change.status in _DONE:
-            print(_said(change.status, change.record), file=out, flush=True)
-        else:
-            print(
-                f"{change.status}: {change.source}{': ' + change.reason if change.reason else ''}", file=out, flush=True
-            )
-
-    if not library.catalog.feeds() and not any(is_web_url(r.source) for r in library.records()):
-        if args.verbose:
-            print("nothing to refresh: the library has no web articles or feeds", file=out)
-        return 0
-    embedder = load_embedder(settings, batch=True)
-    refresh(library, embedder, settings.fetch, report)
-    return USAGE_ERROR if failed else 0
-
-
-def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    """List the library's articles (reads the catalog only: no model)."""
-    from index.store.library import Library
-
-    data_dir = settings.index.data_dir
-    out = stdout()
-    if not Library.exists(data_dir):
-        if args.json:
-            print("[]", file=out)
-        else:
-            print(
-                f"The library in {data_dir} is new: it gets the bundled article the first time you ask or add.",
-                file=out,
-            )
-        return 0
-    library = Library(data_dir, settings.index, readonly=True)
-    records = library.records()
-    if args.json:
-        print(json.dumps([r.to_dict() for r in records], ensure_ascii=False), file=out)
-        return 0
-    if not records:
-        print("The library is empty. Add articles with: citebot add PATH...", file=out)
-        return 0
-    from rich.table import Table
-
-    from index.reading.fetch import is_web_url
-
-    table = Table(box=None, pad_edge=False, highlight=False)
-    for name, justify in (("id", "right"), ("title", "left"), ("site", "left"), ("date", "left")):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    table.add_column("paragraphs", justify="right")
-    table.add_column("added", justify="left")
-    for r in records:
-        site = r.site or (r.source.split("/")[2] if is_web_url(r.source) else "")
-        table.add_row(str(r.id), r.label, site, r.date or "", str(r.paragraphs), r.added_at.replace("T", " ")[:16])
-    terminal(out).print(table)
-    return 0
-
-
-def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
-    """Remove articles from the library by id (nothing is embedded; no model)."""
-    from index.store.library import Library
-
-    if not Library.exists(settings.index.data_dir):
-        raise CitebotError(f"there is no library in {settings.index.data_dir} yet")
-    library = Library(settings.index.data_dir, settings.index)
-    out = stdout()
-    for record in library.remove(args.ids):
-        print(f"removed [{record.id}] {record.label}", file=out)
-    return 0
-
-
-def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    """Open the library (or one article's) and print what it holds."""
-    started = time.perf_counter()
-    searcher = load(settings, args.article)
-    index = searcher.index
-    articles = list(index.articles.values())
-    sentences = sum(len(d.sentences) for d in articles)
-    out = stdout()
-    print(f"library       {searcher.library.directory}", file=out)
-    print(f"  articles    {len(articles)}", file=out)
-    print(f"  paragraphs  {index.paragraphs}", file=out)
-    print(f"  sentences   {sentences}", file=out)
-    print(f"  vectors     {index.vectors.total} in a faiss {index.vectors.kind} index", file=out)
-    print(f"  model       {settings.index.model} ({searcher.embedder.dimension} dimensions)", file=out)
-    print(f"  total time  {time.perf_counter() - started:.2f} s (with model loading)", file=out)
-    return 0
 
 
 def cmd_telegram(args: argparse.Namespace, settings: Settings) -> int:
@@ -491,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         stdout().flush()
         return code
     except CitebotError as exc:
-        print(f"citebot: error: {exc}", file=sys.stderr)
+        print(f"citebot: error: {safe_line(str(exc), limit=None)}", file=sys.stderr)
         return USAGE_ERROR
     except BrokenPipeError:
         discard_stdout()

@@ -12,6 +12,7 @@ from rich.console import Console
 from bot.terminal.render import render_answer, render_more
 from index.answer import MAX_K, UNCERTAIN_SCORE, Answer, answer
 from index.errors import CitebotError
+from index.reading.display import safe_line
 from index.search.retrieve import Searcher
 
 HELP = """\
@@ -50,7 +51,7 @@ def describe(searcher: Searcher, scope: list[int] | None) -> str:
     records = searcher.library.records(scope)
     if len(records) == 1:
         r = records[0]
-        return f"“{r.label}”: {r.paragraphs} paragraphs, {r.words} words"
+        return f"“{safe_line(r.label)}”: {r.paragraphs} paragraphs, {r.words} words"
     total = len(searcher.library.records())
     if scope is None:
         return f"the library: {total} articles"
@@ -65,8 +66,8 @@ def _articles(searcher: Searcher, scope: list[int] | None) -> str:
     lines = []
     for r in searcher.library.records():
         mark = "*" if scope is None or r.id in scope else " "
-        date = f" · {r.date}" if r.date else ""
-        lines.append(f"{mark} [{r.id}] {r.label}{date} ({r.paragraphs} paragraphs)")
+        date = f" · {safe_line(r.date)}" if r.date else ""
+        lines.append(f"{mark} [{r.id}] {safe_line(r.label)}{date} ({r.paragraphs} paragraphs)")
     return "\n".join(lines) or "The library is empty."
 
 
@@ -122,7 +123,7 @@ def run_console(
     """
     save_history = _enable_history(history) if history else (lambda: None)
     state = _State(searcher, top_k, min_score, scope, article, uncertain_score)
-    console.print(f"citebot: answering from {describe(searcher, scope)}.", highlight=False)
+    console.print(f"citebot: answering from {describe(searcher, scope)}.", highlight=False, markup=False)
     console.print("Ask a question, 'help' for commands, 'quit' to leave.", style="dim")
     try:
         while True:
@@ -159,10 +160,10 @@ def _respond(state: _State, line: str, word: str | None, console: Console) -> No
         try:
             state.scope = _use(searcher, line.split()[1:])
         except CitebotError as exc:
-            console.print(str(exc), style="red", highlight=False, markup=False)
+            console.print(safe_line(str(exc), limit=None), style="red", highlight=False, markup=False)
             return
         state.last = None
-        console.print(f"Now asking {describe(searcher, state.scope)}.", highlight=False)
+        console.print(f"Now asking {describe(searcher, state.scope)}.", highlight=False, markup=False)
     elif word == "source":
         where = f"from {state.article}" if state.article else f"from the library in {searcher.library.directory}"
         console.print(f"{describe(searcher, state.scope)}; {where}", highlight=False, markup=False, soft_wrap=True)
@@ -204,7 +205,7 @@ def _respond(state: _State, line: str, word: str | None, console: Console) -> No
                 uncertain_score=state.uncertain_score,
             )
         except CitebotError as exc:
-            console.print(str(exc), style="red")
+            console.print(safe_line(str(exc), limit=None), style="red", highlight=False, markup=False)
             return
         console.print(render_answer(result))
         shown = len(result.passages) if result.found else min(1, len(result.passages))

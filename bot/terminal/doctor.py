@@ -179,7 +179,7 @@ def check_token(settings: Settings) -> Finding:
     """Return whether the Telegram token looks like one, never showing it (absent is fine: only the bot needs it)."""
     from index.store.check import NOTE, OK, PROBLEM, Finding
 
-    token = settings.telegram_token
+    token = settings.telegram.token
     if token is None:
         return Finding("telegram token", NOTE, "TELEGRAM_BOT_TOKEN is not set (needed only for citebot telegram)")
     if TOKEN_FORMAT.fullmatch(token):

@@ -14,6 +14,9 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
+#: Exit code for a user mistake (bad input, bad setting), as argparse uses.
+USAGE_ERROR = 2
+
 
 class OutputError(Exception):
     """Standard output cannot be written (a full disk, a closed descriptor); the message is one line."""
@@ -69,6 +72,11 @@ class _Terminal(Console):
 def terminal(file: GuardedStream) -> Console:
     """Return a rich console writing to ``file``, never parsing highlights into the article's text."""
     return _Terminal(file=file, highlight=False)  # type: ignore[arg-type]  # a TextIO in all but name
+
+
+def stderr_console() -> Console:
+    """Return a rich console on standard error (progress, spinners), never highlighting text."""
+    return Console(stderr=True, highlight=False)
 
 
 def discard_stdout() -> None:

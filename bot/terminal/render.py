@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from index.answer import Answer, Passage
+from index.reading.display import safe_line, safe_text
 
 #: A longer title is shortened in a passage's frame, so the site and the date still fit an 80-column terminal.
 TITLE_CHARS = 48
@@ -17,16 +18,17 @@ TITLE_CHARS = 48
 def source_line(passage: Passage) -> str:
     """Return which article a passage is from: its title (shortened if long), with its site and date when known."""
     article = passage.article
-    title = article.label if len(article.label) <= TITLE_CHARS else article.label[: TITLE_CHARS - 1].rstrip() + "…"
-    return " · ".join([title, *(part for part in (article.site, article.date) if part)])
+    title = safe_line(article.label, limit=TITLE_CHARS)
+    return " · ".join([title, *(safe_line(part) for part in (article.site, article.date) if part)])
 
 
 def quote(passage: Passage, style: str = "bold yellow", dim: bool = False) -> Panel:
     """Return the passage as a panel: its position on top, its article below, its answering sentence in ``style``.
 
-    Nothing from the article is parsed as markup.
+    Nothing from the article is parsed as markup, and its control characters are neutralised (one for one, so the
+    highlight's offsets hold).
     """
-    text = Text(passage.text, style="dim" if dim else "")
+    text = Text(safe_text(passage.text), style="dim" if dim else "")
     for start, end in passage.highlight:
         text.stylize(style, start, end)
     return Panel(

@@ -220,9 +220,17 @@ class LibraryIndex:
             current = self.library.catalog.record(record.id)
             if current is None or current.key != record.key:
                 return None
-            log.warning("the index of article %s is damaged (%s); embedding it again", record.id, exc)
+            log.warning("the index of article %s is damaged (%s); repairing it", record.id, exc)
             repaired = self.library.repair(record, self.embedder)
-            return self._load(repaired) if repaired is not None else None
+            if repaired is None:
+                return None
+            try:
+                return self._load(repaired)
+            except IndexCorruptError as again:
+                raise LibraryError(
+                    f"article {record.id} is damaged and could not be repaired ({again}); "
+                    f"remove it (citebot remove {record.id}) and add it again"
+                ) from None
 
     def _place(self, loaded: list[ArticleData]) -> None:
         """Give ``loaded`` global paragraph numbers, add their words to the postings and the frequencies."""

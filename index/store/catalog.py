@@ -16,8 +16,11 @@ changes. Nothing here imports the model or faiss.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +33,7 @@ import numpy as np
 
 from index.errors import LibraryError
 from index.reading.article import article_label
+from index.store.crash import crash_point
 
 #: Bumped when the schema or the meaning of a stored column changes.
 SCHEMA_VERSION = 1
@@ -256,8 +260,7 @@ class Catalog:
         self.path = str(path)
         try:
             if readonly:
-                uri = readonly_uri(Path(self.path), immutable)
-                self._db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+                self._db = self._open_readonly(immutable)
             else:
                 self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
@@ -270,7 +273,24 @@ class Catalog:
                 self._init_meta()
             self._check_version()
         except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):
+                raise sqlite_problem(self.path, exc) from None
             raise LibraryError(f"{self.path}: not a usable citebot library ({exc})") from None
+
+    def _open_readonly(self, immutable: bool) -> sqlite3.Connection:
+        """Open the file read-only (``immutable``: see the class); on a read-only file system (where SQLite cannot
+        make the WAL's shared-memory file) open it as immutable: nobody can change it there."""
+        path = Path(self.path)
+        uri = readonly_uri(path, immutable)
+        db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.OperationalError:
+            db.close()
+            if immutable or os.access(path.parent, os.W_OK):
+                raise
+            db = sqlite3.connect(readonly_uri(path, True), uri=True, isolation_level=None, check_same_thread=False)
+        return db
 
     # --- housekeeping --------------------------------------------------------------------------------
 
@@ -289,16 +309,45 @@ class Catalog:
         """Close the database connection."""
         self._db.close()
 
+    def damage(self) -> LibraryError | None:
+        """Return the error to report when SQLite's quick check finds the catalog damaged, else ``None``.
+
+        Reads every page once (``PRAGMA quick_check``): cheap beside loading the model, and it catches a damaged
+        page that the rows being listed do not touch.
+        """
+        try:
+            rows = [r[0] for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            return sqlite_problem(self.path, exc)
+        if rows == ["ok"]:
+            return None
+        return sqlite_problem(self.path, sqlite3.DatabaseError("; ".join(rows)))
+
+    def check(self) -> None:
+        """Raise the one-line :class:`LibraryError` of :meth:`damage` when the catalog is damaged."""
+        if (problem := self.damage()) is not None:
+            raise problem
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run the block in one write transaction (BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error)."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """Run the block in one write transaction (BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error).
+
+        Raises:
+            LibraryError: one line, when SQLite fails (a full disk, a read-only file, a damaged catalog).
+        """
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise sqlite_problem(self.path, exc) from None
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise sqlite_problem(self.path, exc) from None
             raise
-        self._db.execute("COMMIT")
 
     def get_meta(self, name: str, default: str | None = None) -> str | None:
         """Return the value of setting ``name`` of the library, or ``default``."""
@@ -402,12 +451,15 @@ class Catalog:
 
     # --- writing (callers hold the library's lock) ---------------------------------------------------
 
-    def next_key(self) -> int:
-        """Return a key no stored version has ever had (for naming a vector file before the row exists)."""
+    def last_key(self) -> int:
+        """Return the highest key this catalog ever gave out (a vector file with a higher key is not its own)."""
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'texts'").fetchone()
         last = int(row[0]) if row else 0
-        reserved = int(self.get_meta("reserved_key", "0") or 0)
-        key = max(last, reserved) + 1
+        return max(last, int(self.get_meta("reserved_key", "0") or 0))
+
+    def next_key(self) -> int:
+        """Return a key no stored version has ever had (for naming a vector file before the row exists)."""
+        key = self.last_key() + 1
         with self.transaction():
             self.set_meta("reserved_key", str(key))
         return key
@@ -481,6 +533,7 @@ class Catalog:
                 db.execute("DELETE FROM texts WHERE key = ?", (replace.key,))
                 article_id = replace.id
             self.bump()
+            crash_point("catalog-open")
         record = self.record(article_id)
         assert record is not None
         return record
@@ -521,11 +574,63 @@ class Catalog:
         rows = self._db.execute("SELECT url, etag, last_modified FROM feeds ORDER BY url").fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
-    def set_vectors(self, article_id: int, sha256: str, background_mean: float, background_std: float) -> None:
-        """Record an article's re-written vector file (its checksum) and its background, measured again."""
+    def set_vectors(
+        self, article_id: int, sha256: str, background_mean: float, background_std: float, sentences: int
+    ) -> None:
+        """Record an article's re-written vector file (its checksum, its rows) and its background, measured again."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE articles SET vectors_sha256 = ?, background_mean = ?, background_std = ? WHERE id = ?",
-                (sha256, background_mean, background_std, article_id),
+                "UPDATE articles SET vectors_sha256 = ?, background_mean = ?, background_std = ?, sentences = ? "
+                "WHERE id = ?",
+                (sha256, background_mean, background_std, sentences, article_id),
             )
             self.bump()
+
+
+#: What SQLite says when pages of the file are not what it wrote.
+_DAMAGE = ("malformed", "not a database", "corrupt", "quick_check", "*** in database", "on tree page", "wrong # of")
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc)
+    return not isinstance(exc, sqlite3.OperationalError) or any(word in text for word in _DAMAGE)
+
+
+def sqlite_problem(path: str, exc: sqlite3.DatabaseError) -> LibraryError:
+    """Return the one-line error for SQLite's ``exc`` on the catalog ``path``: what happened and what to do."""
+    text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    if "full" in text:
+        return LibraryError(
+            f"no space left on the device for the catalog {path}; the library is unchanged (the last change was "
+            "rolled back): free some space and run the command again"
+        )
+    if "readonly" in text or "read-only" in text:
+        return LibraryError(f"the catalog {path} is read-only; it cannot be changed (make it writable to change it)")
+    if _is_damage(exc):
+        return LibraryError(
+            f"the catalog {path} is damaged ({text}); citebot changed nothing: copy the data directory somewhere "
+            "safe, then restore the catalog from a backup or try: sqlite3 library.sqlite3 .recover"
+        )
+    return LibraryError(f"cannot use the catalog {path} ({text})")
+
+
+def _guarded(method: Any) -> Any:
+    """Return ``method`` with SQLite's errors turned into one-line :class:`LibraryError` naming the catalog."""
+
+    @functools.wraps(method)
+    def run(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise sqlite_problem(self.path, exc) from None
+
+    return run
+
+
+for _name, _member in list(vars(Catalog).items()):
+    if (_name.startswith("_") and _name != "__len__") or _name in ("transaction", "damage", "close"):
+        continue
+    if isinstance(_member, property):
+        setattr(Catalog, _name, property(_guarded(_member.fget)))
+    elif callable(_member):
+        setattr(Catalog, _name, _guarded(_member))

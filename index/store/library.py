@@ -19,6 +19,7 @@ as ``citebot eval`` uses it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -39,6 +40,7 @@ from index.errors import DataDirError, IndexCorruptError, LibraryError
 from index.reading.article import Article
 from index.reading.ingest import read_article
 from index.store.catalog import ArticleRecord, Catalog, NewArticle, Provenance, StoredText
+from index.store.crash import crash_point
 from index.store.locking import LOCK_TIMEOUT, hold
 from index.store.vectors import MAX_SENTENCES, load_vectors, save_vectors
 
@@ -55,8 +57,11 @@ BUNDLED = "bundled:idlib-article.txt"
 _DIGIT = re.compile(r"\d")
 
 
-def check_data_dir(data_dir: Path) -> Path:
+def check_data_dir(data_dir: Path, create: bool = True) -> Path:
     """Create ``data_dir`` if needed and prove it is a writable directory; return it.
+
+    With ``create`` false nothing is created: the nearest existing directory above a missing ``data_dir`` is
+    checked instead (``citebot list`` on a library not made yet).
 
     Called before the model loads, so an unusable directory costs a second, not a model load.
     Permission is proved by creating and deleting a file, not by ``os.access`` alone: that
@@ -70,14 +75,21 @@ def check_data_dir(data_dir: Path) -> Path:
     where, fix = f"data directory {data_dir}", "set CITEBOT_DATA_DIR to a writable directory"
     if data_dir.exists() and not data_dir.is_dir():
         raise DataDirError(f"{where} is a file, not a directory; {fix}")
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataDirError(f"{where} cannot be created ({exc.strerror or type(exc).__name__}); {fix}") from None
-    if not os.access(data_dir, os.W_OK | os.X_OK):
+    probe_dir = data_dir
+    if create:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataDirError(f"{where} cannot be created ({exc.strerror or type(exc).__name__}); {fix}") from None
+    else:
+        while not probe_dir.exists() and probe_dir.parent != probe_dir:
+            probe_dir = probe_dir.parent
+        if not probe_dir.is_dir():
+            raise DataDirError(f"{where} cannot be created (Not a directory); {fix}")
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
         raise DataDirError(f"{where} is not writable (permission denied); {fix}")
     try:
-        handle, probe = tempfile.mkstemp(prefix=".write-test.", dir=data_dir)
+        handle, probe = tempfile.mkstemp(prefix=".write-test.", dir=probe_dir)
         os.close(handle)
         os.unlink(probe)
     except OSError as exc:
@@ -140,7 +152,21 @@ class Library:
             self.catalog = Catalog(":memory:")
         else:
             self.directory = Path(data_dir) if readonly else check_data_dir(Path(data_dir))
-            self.catalog = Catalog(self.directory / CATALOG, readonly=readonly)
+            vectors = self.directory / VECTORS
+            if vectors.exists() and not vectors.is_dir():
+                raise LibraryError(
+                    f"{vectors} is not a directory (citebot keeps the library's vector files there); "
+                    "move it away and restore the folder from a backup, or remove it to embed every article again"
+                )
+            catalog = self.directory / CATALOG
+            if _emptied(catalog, vectors):
+                raise LibraryError(
+                    f"the catalog {catalog} is empty (0 bytes) beside the library's vector files: it was damaged, and "
+                    "citebot will not start a new library over it; restore it from a backup, or move the data "
+                    "directory away"
+                )
+            self.catalog = Catalog(catalog, readonly=readonly)
+        self.readonly = readonly
 
     @staticmethod
     def exists(data_dir: Path) -> bool:
@@ -187,6 +213,8 @@ class Library:
         if self.directory is None:
             yield
             return
+        if self.readonly:
+            raise LibraryError(f"the library in {self.directory} is opened read-only; it cannot be changed")
         with hold(self.directory / CATALOG, "changing the library", timeout=LOCK_TIMEOUT):
             try:
                 self._collect_garbage()
@@ -196,12 +224,25 @@ class Library:
                     self._mark_changed()
 
     def _collect_garbage(self) -> None:
-        """Delete vector files and temporary files that no catalog row names (left by a crash)."""
+        """Delete vector files and temporary files that no catalog row names (left by a crash).
+
+        A vector file with a key this catalog never gave out means the catalog is not the one that wrote the
+        files (replaced, or made anew over a lost one): then nothing is deleted and the change is refused.
+        """
         assert self.directory is not None
         folder = self.directory / VECTORS
         if not folder.is_dir():
             return
         keys = set(self.catalog.keys())
+        last = self.catalog.last_key()
+        foreign = sorted(
+            p.name for p in folder.iterdir() if p.name.split(".")[0].isdigit() and int(p.name.split(".")[0]) > last
+        )
+        if foreign:
+            raise LibraryError(
+                f"{folder} holds vector files the catalog {self.catalog.path} never wrote ({', '.join(foreign[:3])}): "
+                "the catalog is not the library's own; nothing was changed or deleted: restore it from a backup"
+            )
         for path in folder.iterdir():
             stem = path.name.split(".")[0] if not path.name.startswith(".") else ""
             if path.name.startswith(".") or not stem.isdigit() or int(stem) not in keys:
@@ -267,7 +308,7 @@ class Library:
             except IndexCorruptError:
                 continue  # repaired (and measured) when it is next loaded
             background = _background(vectors, stored, self.config.window, embedder)
-            self.catalog.set_vectors(record.id, record.vectors_sha256, background.mean, background.std)
+            self.catalog.set_vectors(record.id, record.vectors_sha256, background.mean, background.std, len(vectors))
 
     def _reembed(self, embedder: Embedder, old: str) -> None:
         records = self.catalog.records()
@@ -283,7 +324,7 @@ class Library:
             vectors = embedder.encode(texts, batch_size=self.config.batch_size)
             background = _background(vectors, stored, self.config.window, embedder)
             sha = self._write_vectors(record.key, vectors)
-            self.catalog.set_vectors(record.id, sha, background.mean, background.std)
+            self.catalog.set_vectors(record.id, sha, background.mean, background.std, len(vectors))
 
     def repair(self, record: ArticleRecord, embedder: Embedder) -> ArticleRecord | None:
         """Mend ``record`` after its vectors or its background were found damaged: embed it again from its stored
@@ -296,17 +337,25 @@ class Library:
             if current is None or current.key != record.key:
                 return current
             stored = self.catalog.text(current.key)
+            rows = len(stored.sentences)  # the stored text, not the record's count, says how many vectors it needs
             try:
-                vectors = self.load_vectors(current)
+                if self.directory is None:
+                    vectors = self._memory_vectors[current.key]
+                else:
+                    vectors = load_vectors(self._vector_path(current.key), current.vectors_sha256, rows)
                 sha = current.vectors_sha256
-            except IndexCorruptError:
+            except (IndexCorruptError, KeyError):
                 texts = [stored.text[int(a) : int(b)] for _, a, b in stored.sentences]
                 vectors = embedder.encode(texts, batch_size=self.config.batch_size)
                 sha = self._write_vectors(current.key, vectors)
-            if sha == current.vectors_sha256 and background_ok(current.background_mean, current.background_std):
+            if (
+                sha == current.vectors_sha256
+                and current.sentences == rows
+                and background_ok(current.background_mean, current.background_std)
+            ):
                 return current  # another process repaired it first
             background = _background(vectors, stored, self.config.window, embedder)
-            self.catalog.set_vectors(current.id, sha, background.mean, background.std)
+            self.catalog.set_vectors(current.id, sha, background.mean, background.std, rows)
             return self.catalog.record(current.id)
 
     # --- writing ----------------------------------------------------------------------------------------
@@ -330,11 +379,20 @@ class Library:
         if self.directory is None:
             self._memory_vectors[key] = np.ascontiguousarray(vectors, dtype=np.float32)
             return "memory"
-        return save_vectors(self._vector_path(key), vectors)
+        path = self._vector_path(key)
+        try:
+            return save_vectors(path, vectors)
+        except OSError as exc:
+            reason = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror or type(exc).__name__
+            raise LibraryError(
+                f"cannot write {path} ({reason}); the library is unchanged (nothing of this change was stored): "
+                "fix that and run the command again"
+            ) from None
 
     def _store(self, prepared: Prepared, replace: ArticleRecord | None = None) -> ArticleRecord:
         key = self.catalog.next_key()
         sha = self._write_vectors(key, prepared.vectors)
+        crash_point("vectors-written")
         a, p = prepared.article, prepared.provenance
         record = self.catalog.insert(
             key,
@@ -362,6 +420,7 @@ class Library:
             ),
             replace=replace,
         )
+        crash_point("committed")
         if replace is not None:
             self._forget_vectors(replace.key)
         return record
@@ -413,6 +472,20 @@ class Library:
             for record in gone:
                 self._forget_vectors(record.key)
         return gone
+
+
+def _emptied(catalog: Path, vectors: Path) -> bool:
+    """Return whether ``catalog`` is an empty file beside vector files: a damaged catalog, not a new one.
+
+    A catalog being created by another first run is empty for a moment too, but no vector file exists before its
+    schema is written.
+    """
+    try:
+        if catalog.stat().st_size != 0:
+            return False
+        return vectors.is_dir() and any(p.suffix == ".npy" for p in vectors.iterdir())
+    except OSError:
+        return False
 
 
 def _background(vectors: np.ndarray, stored: StoredText, window: int, embedder: Embedder) -> Background:

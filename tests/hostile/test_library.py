@@ -108,15 +108,20 @@ def test_four_processes_adding_the_same_article_at_once_add_it_once(tmp_path: Pa
     )
     runs = [
         subprocess.Popen(
-            [CITEBOT, "add", "bakery.txt"], env=_env(data_dir), cwd=tmp_path, stderr=subprocess.PIPE, text=True
+            [CITEBOT, "add", "bakery.txt"],
+            env=_env(data_dir),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(4)
     ]
     messages = []
     for run in runs:
-        _, err = run.communicate(timeout=600)
+        out, err = run.communicate(timeout=600)
         assert run.returncode == 0, err
-        messages.append(err)
+        messages.append(out)
     assert sum("added [2] Village bakery" in m for m in messages) == 1
     assert sum("already in the library: [2] Village bakery" in m for m in messages) == 3
     assert [r.id for r in _records(data_dir)] == [1, 2]

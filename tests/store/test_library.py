@@ -230,10 +230,10 @@ def test_add_list_ask_in_remove(run_citebot, tmp_path: Path) -> None:
     added = run_citebot("add", "bakery.txt", "harbour.txt", "missing.txt")
     assert added.returncode == 2  # one of three failed; the others were added
     assert "missing.txt: no such file" in added.stderr and "Traceback" not in added.stderr
-    assert "added [2] Village bakery (2 paragraphs" in added.stderr
-    assert "added [3] Port Ellis harbour" in added.stderr
+    assert "added [2] Village bakery (2 paragraphs" in added.stdout
+    assert "added [3] Port Ellis harbour" in added.stdout
     again = run_citebot("add", "bakery.txt")
-    assert again.returncode == 0 and "already in the library: [2] Village bakery" in again.stderr
+    assert again.returncode == 0 and "already in the library: [2] Village bakery" in again.stdout
     listed = json.loads(run_citebot("list", "--json").stdout)
     assert [(a["id"], a["title"], a["paragraphs"]) for a in listed] == [
         (1, "Turkey launches 'limited' operation to retake Idlib towns", 20),
