@@ -316,5 +316,5 @@ def test_every_markdown_suffix_is_read_and_catalogued_as_markdown(suffix: str, t
     path = tmp_path / f"river{suffix.upper() if suffix == '.mdown' else suffix}"
     path.write_bytes((DATA / "river.md").read_bytes())
     loaded = load(str(path))
-    assert loaded.kind == "markdown"
+    assert loaded.provenance.kind == "markdown"
     assert loaded.article.title == "River levels this spring" and paragraphs(loaded.article) == story("river")

@@ -24,6 +24,8 @@ import pytest
 
 from index.config import default_article
 
+pytestmark = pytest.mark.slow  # runs real citebot processes
+
 CITEBOT = str(Path(sys.executable).with_name("citebot"))
 QUESTION = "Who denied the claim?"
 OFFTOPIC = "How long should I boil an egg?"

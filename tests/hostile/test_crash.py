@@ -17,6 +17,8 @@ from index.store.catalog import Catalog
 from index.store.crash import KILL_AT, STEPS
 from index.store.library import CATALOG, VECTORS
 
+pytestmark = pytest.mark.slow  # runs real citebot processes
+
 CITEBOT = str(Path(sys.executable).with_name("citebot"))
 BAKERY = "Village bakery\n\nThe bakery on Mill Street opened in 1952.\n\nIts rye bread sells out by nine.\n"
 

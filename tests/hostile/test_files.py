@@ -21,6 +21,8 @@ from index.reading.ingest import parse_article, read_article
 from index.reading.pdf import read_pdf
 from tests.support.pdf_samples import handmade_pdf, one_page_pdf, report_pdf, zlib_bomb_pdf
 
+pytestmark = pytest.mark.slow  # runs real citebot processes
+
 CITEBOT = str(Path(sys.executable).with_name("citebot"))
 
 

@@ -19,6 +19,8 @@ from index.errors import ArticleError
 from index.reading import ingest
 from index.reading.ingest import read_article
 
+pytestmark = pytest.mark.slow  # runs real citebot processes
+
 CITEBOT = str(Path(sys.executable).with_name("citebot"))
 STORY = "The harbour reopened on Friday after the storm. Fishing boats returned to the quay the same afternoon.\n"
 

@@ -54,6 +54,8 @@ from index.config import IndexConfig
 from index.analysis.embed import Embedder
 from index.store.library import Library
 from index.search.retrieve import Searcher
+
+pytestmark = pytest.mark.slow  # runs real citebot processes
 data_dir, stop = Path(sys.argv[1]), Path(sys.argv[2])
 embedder, seen = Embedder(), Counter()
 kept = Searcher(Library(data_dir, IndexConfig(data_dir=data_dir)), embedder)

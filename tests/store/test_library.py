@@ -332,6 +332,7 @@ def _consistent(data_dir: Path) -> list[int]:
     return [r.id for r in records]
 
 
+@pytest.mark.slow
 def test_kill_9_at_any_moment_of_add_leaves_a_sound_library(embedder: Embedder, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     assert subprocess.run([CITEBOT, "index"], env=_env(data_dir), capture_output=True, timeout=300).returncode == 0
@@ -368,6 +369,7 @@ def test_kill_9_at_any_moment_of_add_leaves_a_sound_library(embedder: Embedder, 
     assert answer(searcher, "When does the rye bread sell out?").passages[0].text == BAKERY[1]
 
 
+@pytest.mark.slow
 def test_two_processes_adding_at_once_serialise(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     assert subprocess.run([CITEBOT, "index"], env=_env(data_dir), capture_output=True, timeout=300).returncode == 0
