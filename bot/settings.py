@@ -11,7 +11,16 @@ from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
-from index.config import DEFAULT_MODEL, MAX_K, MIN_SCORE, UNCERTAIN_SCORE, IndexConfig, default_data_dir
+from index.config import (
+    DEFAULT_MODEL,
+    DEFAULT_RUNTIME,
+    MAX_K,
+    MIN_SCORE,
+    RUNTIMES,
+    UNCERTAIN_SCORE,
+    IndexConfig,
+    default_data_dir,
+)
 from index.errors import CitebotError
 from index.reading.fetch import MAX_FETCH_BYTES, FetchConfig
 
@@ -88,6 +97,7 @@ class Settings:
             window=get("CITEBOT_WINDOW", _int_in(1, 10), 2),
             batch_size=get("CITEBOT_BATCH_SIZE", _int_in(1, 1024), 32),
             threads=get("CITEBOT_THREADS", _int_in(1, 256), None),
+            runtime=get("CITEBOT_RUNTIME", _lower_choice(RUNTIMES), DEFAULT_RUNTIME),
         )
         return cls(
             article=get("CITEBOT_ARTICLE", _path, None),
@@ -170,6 +180,15 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
         if raw.upper() not in options:
             raise ValueError(f"expected one of {', '.join(options)}")
         return raw.upper()
+
+    return parse
+
+
+def _lower_choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return raw.lower()
 
     return parse
 
