@@ -167,7 +167,7 @@ class Embedder:
             try:
                 return onnx_model.OnnxEncoder(layout, path, threads)
             except Exception as exc:  # the checksum matched but onnxruntime refused it: a bad export
-                path.unlink(missing_ok=True)
+                (path.parent / onnx_model.MANIFEST).unlink(missing_ok=True)  # exported again next time
                 reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                 raise ModelError(f"onnxruntime cannot load the exported model ({reason})") from None
         except ModelError as exc:

@@ -1,12 +1,13 @@
 """Export a sentence-transformers model's transformer to ONNX, and check it against sentence-transformers.
 
-    python -m index.analysis.onnx_export MODEL_DIR TARGET.onnx
+    python -m index.analysis.onnx_export MODEL_DIR TARGET_DIR
 
 Run by :func:`index.analysis.onnx_model.export_onnx` in a child process: this is the only place the light runtime
 loads torch. The graph takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` (batch and sequence axes
-dynamic) and gives ``token_embeddings``; pooling and normalisation are done in numpy by
-:class:`~index.analysis.onnx_model.OnnxEncoder`. Before it exits 0 it encodes probe texts (one word up to past
-``max_seq_length``, in batches of different sizes) both ways and fails if any cosine is below :data:`MIN_COSINE`.
+dynamic) and gives ``token_embeddings``; it is saved as ``model.onnx`` with its weights in ``model.onnx.data``.
+Pooling and normalisation are done in numpy by :class:`~index.analysis.onnx_model.OnnxEncoder`. Before it exits 0
+it encodes probe texts (one word up to past ``max_seq_length``, in batches of different sizes) both ways and fails
+if any cosine is below :data:`MIN_COSINE`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from index.analysis.onnx_model import INPUTS, OUTPUT, ModelLayout, OnnxEncoder
+from index.analysis.onnx_model import INPUTS, MODEL_FILE, OUTPUT, WEIGHTS_FILE, ModelLayout, OnnxEncoder
 
 #: The least cosine between a probe's ONNX vector and its sentence-transformers vector for the export to count.
 MIN_COSINE = 0.99999
@@ -35,7 +36,8 @@ def _probes() -> list[str]:
 
 
 def export(directory: Path, target: Path) -> float:
-    """Write the ONNX graph of the model in ``directory`` to ``target``; return the least probe cosine."""
+    """Write the ONNX graph of the model in ``directory`` into the directory ``target``; return the least cosine."""
+    import onnx
     import torch
     from sentence_transformers import SentenceTransformer
     from transformers import AutoModel
@@ -56,19 +58,24 @@ def export(directory: Path, target: Path) -> float:
 
     sample = torch.ones((2, 8), dtype=torch.long)
     axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUTS, OUTPUT)}
+    target.mkdir(parents=True, exist_ok=True)
+    whole = target / "whole.onnx"
     with torch.no_grad():
         torch.onnx.export(
             TokenEmbeddings(),
             (sample, sample, torch.zeros_like(sample)),
-            str(target),
+            str(whole),
             input_names=list(INPUTS),
             output_names=[OUTPUT],
             dynamic_axes=axes,
             opset_version=OPSET,
             dynamo=False,
         )
+    graph = onnx.load(str(whole))
+    onnx.save_model(graph, str(target / MODEL_FILE), save_as_external_data=True, location=WEIGHTS_FILE)
+    whole.unlink()
     reference = SentenceTransformer(str(directory), device="cpu")
-    encoder = OnnxEncoder(layout, target, threads=1)
+    encoder = OnnxEncoder(layout, target / MODEL_FILE, threads=1)
     texts = _probes()
     worst = 1.0
     for batch_size in (1, 3, 32):
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     """Export ``argv``'s model to its target; return the exit code (1 with one line on standard error)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m index.analysis.onnx_export MODEL_DIR TARGET.onnx", file=sys.stderr)
+        print("usage: python -m index.analysis.onnx_export MODEL_DIR TARGET_DIR", file=sys.stderr)
         return 1
     import logging
     import warnings
