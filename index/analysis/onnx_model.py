@@ -250,6 +250,7 @@ class OnnxEncoder:
         import onnxruntime
 
         self.layout = layout
+        self.path = onnx_path
         self.tokenizer = load_tokenizer(layout)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or cores()
