@@ -113,7 +113,7 @@ def _probe(code: str, tmp_path: Path, stdin: str = "", **env: str) -> dict[str, 
         "seen = {}\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", prelude + code + "\nprint('HEAVY', json.dumps(seen))"],
+        [sys.executable, "-c", prelude + code + "\nprint('\\nHEAVY', json.dumps(seen))"],
         input=stdin,
         capture_output=True,
         text=True,
