@@ -57,6 +57,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # else onnxruntime writes a device id under ~/.cache/Microsoft
     for name in ("sentence_transformers", "transformers", "huggingface_hub", "httpx", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -162,7 +163,7 @@ class Embedder:
                 raise ModelError(f"model {self.name!r} cannot run on onnxruntime: {exc}") from None
             dimension = layout.dimension
             fingerprint = f"{self.name.lower()}:{dimension}"
-            where = cache_dir or onnx_model.default_cache_dir()
+            where = Path(cache_dir) if cache_dir is not None else onnx_model.default_cache_dir()
             path = onnx_model.cached_onnx(layout, fingerprint, where)
             try:
                 return onnx_model.OnnxEncoder(layout, path, threads)

@@ -247,6 +247,7 @@ class OnnxEncoder:
     """
 
     def __init__(self, layout: ModelLayout, onnx_path: Path, threads: int | None = None) -> None:
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # else it writes a device id under ~/.cache/Microsoft
         import onnxruntime
 
         self.layout = layout

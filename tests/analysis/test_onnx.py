@@ -219,6 +219,14 @@ def test_threads_one_for_a_question_every_core_for_a_batch(embedder: Embedder, t
     assert pinned._onnx.session.get_session_options().intra_op_num_threads == 3  # type: ignore[union-attr]
 
 
+def test_onnxruntime_leaves_no_device_id_in_the_cache(embedder: Embedder, tmp_path: Path) -> None:
+    cache = embedder._onnx.path.parent.parent  # type: ignore[union-attr]
+    code = f"from index.analysis.embed import Embedder; assert Embedder(cache_dir={str(cache)!r}).runtime == 'onnx'"
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"} | {"XDG_CACHE_HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    assert list(tmp_path.iterdir()) == []  # onnxruntime's telemetry would write Microsoft/DeveloperTools here
+
+
 def test_the_runtime_setting() -> None:
     assert Settings.from_env({}, env_file=None).index.runtime == "auto"
     assert Settings.from_env({"CITEBOT_RUNTIME": "Torch"}, env_file=None).index.runtime == "torch"
