@@ -91,6 +91,11 @@ def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
 
+def fingerprint_of(name: str, dimension: int) -> str:
+    """Return the fingerprint of vectors of ``dimension`` made by the model ``name`` (stored in every library)."""
+    return f"{name.lower()}:{dimension}"
+
+
 def is_default_model(name: str) -> bool:
     """Return whether ``name`` means the default model (with or without the ``sentence-transformers/`` prefix)."""
     return name.lower() in _DEFAULT_ALIASES
@@ -161,8 +166,7 @@ class Embedder:
                 layout = onnx_model.ModelLayout.read(Path(self.location))
             except onnx_model.Unsupported as exc:
                 raise ModelError(f"model {self.name!r} cannot run on onnxruntime: {exc}") from None
-            dimension = layout.dimension
-            fingerprint = f"{self.name.lower()}:{dimension}"
+            fingerprint = fingerprint_of(self.name, layout.dimension)
             where = Path(cache_dir) if cache_dir is not None else onnx_model.default_cache_dir()
             path = onnx_model.cached_onnx(layout, fingerprint, where)
             try:
@@ -211,8 +215,8 @@ class Embedder:
 
     @property
     def fingerprint(self) -> str:
-        """What identifies the vectors this model makes: its name and dimension."""
-        return f"{self.name.lower()}:{self.dimension}"
+        """What identifies the vectors this model makes: its name and dimension (the same on either runtime)."""
+        return fingerprint_of(self.name, self.dimension)
 
     def encode(self, texts: list[str], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
         """Return an ``(len(texts), dimension)`` float32 array of unit-length vectors.
