@@ -70,17 +70,18 @@ def _prune(cache: Path, keep: Path) -> None:
 
 
 #: Threads for the model when ``CITEBOT_THREADS`` is not set: one for front ends that answer one question at a time
-#: (on a busy machine torch's default made one question 3x slower, forcing two 30x: ``benchmarks/threads.py``), torch's
-#: own default for adding articles (a batch of sentences is about twice as fast with both cores on an idle machine).
+#: (on a busy machine torch's default made one question 3x slower, forcing two 30x: ``benchmarks/threads.py``), the
+#: runtime's default for adding articles (every core for onnxruntime, torch's own for torch: a batch of sentences is
+#: about twice as fast with both cores on an idle machine).
 QUESTION_THREADS = 1
 
 
 def load_embedder(settings: Settings, batch: bool = False) -> Embedder:
-    """Load the embedding model of ``settings`` (3-6 s: torch and the weights); ``batch`` for adding articles."""
+    """Load the embedding model of ``settings`` (under 1 s on onnxruntime, 3-6 s on torch); ``batch`` for adding."""
     from index.analysis.embed import Embedder
 
     threads = settings.index.threads or (None if batch else QUESTION_THREADS)
-    return Embedder(settings.index.model, threads=threads)
+    return Embedder(settings.index.model, threads=threads, runtime=settings.index.runtime)
 
 
 class LazyEmbedder:

