@@ -28,8 +28,8 @@ OPSET = 17
 
 def _probes() -> list[str]:
     """Return texts from one word to well past 256 tokens, with and without padding in their batch."""
-    words = "the harbour town counted its boats, ships and fishermen before the storm reached the coast"
-    words = words.replace(",", " ,").split(" ")
+    sentence = "the harbour town counted its boats, ships and fishermen before the storm reached the coast"
+    words = sentence.replace(",", " ,").split(" ")
     texts = ["Hello.", "", "  Who denied the claim?  ", "Ankara has denied the claim, the ministry said on Monday."]
     texts += [" ".join(words[i % len(words)] for i in range(n)) for n in (7, 40, 130, 300, 700)]
     return texts
