@@ -67,6 +67,10 @@ class AnswerContext:
     scope: tuple[int, ...] | None
 
 
+#: The first bytes of every SQLite database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 class ChatState:
     """The per-chat state in ``path`` (an SQLite file, created if missing; ``":memory:"`` for tests).
 
@@ -100,6 +104,9 @@ class ChatState:
         with self._lock:
             if self.damaged:
                 return fallback
+            if not self._header_ok():
+                self._damage(sqlite3.DatabaseError("file is not a database (its SQLite header is gone)"))
+                return fallback
             try:
                 return job()
             except sqlite3.OperationalError as exc:
@@ -111,6 +118,17 @@ class ChatState:
             except sqlite3.Error as exc:
                 self._damage(exc)
                 return fallback
+
+    def _header_ok(self) -> bool:
+        """Return whether the file still starts as an SQLite database: junk written over it while the bot holds it
+        open is not always seen by SQLite, whose pages are cached (one 16-byte read a call)."""
+        if self.path == ":memory:":
+            return True
+        try:
+            with open(self.path, "rb") as file:
+                return file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+        except OSError:
+            return False
 
     def _damage(self, exc: sqlite3.Error) -> None:
         """Stop using the file for good and say so in the log."""

@@ -23,6 +23,8 @@ from index.store.catalog import Catalog
 from index.store.library import CATALOG, VECTORS, Library
 from tests.support.paths import ROOT
 
+pytestmark = pytest.mark.slow  # runs real citebot processes
+
 CITEBOT = str(Path(sys.executable).with_name("citebot"))
 QUESTION = "Which two roads meet at Saraqeb?"
 
@@ -55,7 +57,6 @@ from index.analysis.embed import Embedder
 from index.store.library import Library
 from index.search.retrieve import Searcher
 
-pytestmark = pytest.mark.slow  # runs real citebot processes
 data_dir, stop = Path(sys.argv[1]), Path(sys.argv[2])
 embedder, seen = Embedder(), Counter()
 kept = Searcher(Library(data_dir, IndexConfig(data_dir=data_dir)), embedder)
