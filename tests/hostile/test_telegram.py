@@ -353,7 +353,9 @@ def test_sigterm_during_a_long_flood_wait_with_a_backlog_stops_within_seconds(tm
         process = BotProcess(server, tmp_path, tmp_path / "data", TELEGRAM_SHUTDOWN_SECONDS="5").start()
         server.inject("sendMessage", Fault(status=429, retry_after=120))
         group = server.group_chat(-100_500_003)
-        for n in range(40):
+        # A backlog within the chat's queue (TELEGRAM_CHAT_QUEUE, 20): past it, the chat's overflow notice would be
+        # the first sendMessage and take the 429 instead of the answer in progress.
+        for n in range(15):
             server.send_text(group, server.user(next(_ids), f"M{n}"), f"/ask {QUESTION}")
         server.wait_for(lambda: [c for c in server.calls_to("sendMessage") if c.status == 429], 30, "the 429")
         started = time.monotonic()
