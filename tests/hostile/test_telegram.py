@@ -15,7 +15,6 @@ import itertools
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import pytest
 from bot.telegram.buttons import Button, decode_button
 from index.reading.article import Article
 from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
-from tests.support.telegram_harness import BotProcess, ask_and_time, bot_environment, free_port
+from tests.support.telegram_harness import BotProcess, ask_and_time, bot_environment, free_port, wait_listening
 
 pytestmark = pytest.mark.slow  # runs the real citebot telegram process
 
@@ -294,7 +293,7 @@ def test_a_webhook_update_delivered_twice_is_answered_once(tmp_path: Path) -> No
         try:
             user = server.user(allowed[0], "Ann")
             chat = server.private_chat(user)
-            _wait_listening(port)
+            wait_listening(port)
             question = server.send_text(chat, user, QUESTION)
             server.wait_reply(question)
             update_id = server.wait_for(lambda: server.deliveries, 10, "the delivery")[-1][0]
@@ -306,18 +305,6 @@ def test_a_webhook_update_delivered_twice_is_answered_once(tmp_path: Path) -> No
             assert "citebot: only for 2 allowed users (TELEGRAM_ALLOWED_USERS)" in process.stderr
         finally:
             assert process.terminate() == 0, process.stderr
-
-
-def _wait_listening(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nothing listens on port {port}") from None
-            time.sleep(0.1)  # polling a port: there is no event to wait on
 
 
 # --- a revoked token ---------------------------------------------------------------------------------

@@ -25,6 +25,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_listening(port: int, timeout: float = 30.0) -> None:
+    """Return once something listens on ``port`` of 127.0.0.1; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing listens on port {port}") from None
+            time.sleep(0.1)  # polling a port: there is no event to wait on
+
+
 def bot_environment(server: FakeTelegram, data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment for ``citebot telegram``: this process's, less citebot's and Telegram's settings and proxies."""
     proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.fake_telegram import TOKEN, FakeTelegram
-from tests.support.telegram_harness import BotProcess, bot_environment, free_port
+from tests.support.telegram_harness import BotProcess, bot_environment, free_port, wait_listening
 
 pytestmark = pytest.mark.slow  # runs the real citebot telegram process
 
@@ -40,22 +39,10 @@ def bot(server: FakeTelegram, hook_port: int, tmp_path_factory: pytest.TempPathF
         TELEGRAM_WEBHOOK_PORT=str(hook_port),
         TELEGRAM_WEBHOOK_SECRET=SECRET,
     ).start(ready="setWebhook")
-    _wait_listening(hook_port)
+    wait_listening(hook_port)
     yield process
     assert process.terminate(sig=signal.SIGINT) == 0, process.stderr  # Ctrl-C stops it cleanly too
     assert TOKEN not in process.stderr and SECRET not in process.stderr
-
-
-def _wait_listening(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nothing listens on port {port}") from None
-            time.sleep(0.1)  # polling a port: there is no event to wait on
 
 
 def _post(port: int, update: dict, secret: str | None) -> int:
