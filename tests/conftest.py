@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from index.search.library_index import ArticleData
 from index.search.retrieve import Searcher
 from index.store.library import Library
 from tests.support.fake_telegram import FakeTelegram
-from tests.support.paths import ROOT
+from tests.support.paths import CITEBOT, ROOT
 
 SHARED = ROOT.parent / "shared"
 #: Fixtures that start real processes: a test using one is marked ``slow`` (``pytest -m "not slow"`` skips it).
@@ -75,7 +74,7 @@ def run_citebot(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str
         environment.update({"CITEBOT_DATA_DIR": str(tmp_path / "cli-data"), "NO_COLOR": "1", "COLUMNS": "100"})
         environment.update(env or {})
         return subprocess.run(
-            [str(Path(sys.executable).with_name("citebot")), *args],
+            [CITEBOT, *args],
             input=input,
             capture_output=True,
             text=True,

@@ -14,16 +14,14 @@ from index.errors import FetchError
 from index.reading.article import Article
 from index.reading.clean import clean_text
 from index.reading.feeds import Feed, read_feed
-from index.reading.fetch import FetchConfig, NotModified, article_from_fetched, fetch
+from index.reading.fetch import NotModified, article_from_fetched, fetch
 from index.reading.ingest import SUFFIX_FORMATS, parse_article, read_article
 from index.search.retrieve import Searcher
 from index.sources import add_feed, add_loaded, load, refresh
 from index.store.library import Library
-from tests.support.news_server import NewsServer, file, page
+from tests.support.news_server import LOCAL, NewsServer, file, page
 from tests.support.paths import SOURCES as DATA
 from tests.support.pdf_samples import report_pdf, story
-
-LOCAL = FetchConfig(allow_private=True, connect_timeout=2, read_timeout=2, total_timeout=10)
 
 
 def paragraphs(article: Article) -> list[str]:

@@ -15,7 +15,6 @@ import shutil
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import time
 from pathlib import Path
@@ -23,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from index.config import default_article
+from tests.support.paths import CITEBOT
 
 pytestmark = pytest.mark.slow  # runs real citebot processes
 
-CITEBOT = str(Path(sys.executable).with_name("citebot"))
 QUESTION = "Who denied the claim?"
 OFFTOPIC = "How long should I boil an egg?"
 

@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,10 @@ import pytest
 from index.store.catalog import Catalog
 from index.store.crash import KILL_AT, STEPS
 from index.store.library import CATALOG, VECTORS
+from tests.support.paths import CITEBOT
 
 pytestmark = pytest.mark.slow  # runs real citebot processes
 
-CITEBOT = str(Path(sys.executable).with_name("citebot"))
 BAKERY = "Village bakery\n\nThe bakery on Mill Street opened in 1952.\n\nIts rye bread sells out by nine.\n"
 
 

@@ -25,12 +25,8 @@ from index.reading.fetch import (
 )
 from index.sources import add_feed, add_loaded, load, refresh
 from index.store.library import Library
-from tests.support.news_server import NewsServer, endless, file, page, trickle_headers
+from tests.support.news_server import LOCAL, STRICT, NewsServer, endless, file, page, trickle_headers
 
-#: Loopback allowed: the only way to reach the test server.
-LOCAL = FetchConfig(allow_private=True, connect_timeout=2, read_timeout=2, total_timeout=10)
-#: The address rule on, the test server's own address exempt: 10.0.0.5 in a feed is refused, 127.0.0.1 is not.
-STRICT = FetchConfig(allow_networks=("127.0.0.1/32",), connect_timeout=2, read_timeout=2, total_timeout=10)
 CLI_LOCAL = {"CITEBOT_FETCH_ALLOW_PRIVATE": "1"}
 RSS = """<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>Coast Herald</title><link>{base}/</link>{items}</channel></rss>"""

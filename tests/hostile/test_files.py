@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,11 +18,10 @@ from index.errors import ArticleError
 from index.reading import pdf
 from index.reading.ingest import parse_article, read_article
 from index.reading.pdf import read_pdf
+from tests.support.paths import CITEBOT
 from tests.support.pdf_samples import handmade_pdf, one_page_pdf, report_pdf, zlib_bomb_pdf
 
 pytestmark = pytest.mark.slow  # runs real citebot processes
-
-CITEBOT = str(Path(sys.executable).with_name("citebot"))
 
 
 def _citebot_limited(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -18,10 +17,10 @@ import pytest
 from index.errors import ArticleError
 from index.reading import ingest
 from index.reading.ingest import read_article
+from tests.support.paths import CITEBOT
 
 pytestmark = pytest.mark.slow  # runs real citebot processes
 
-CITEBOT = str(Path(sys.executable).with_name("citebot"))
 STORY = "The harbour reopened on Friday after the storm. Fishing boats returned to the quay the same afternoon.\n"
 
 

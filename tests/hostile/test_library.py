@@ -21,11 +21,10 @@ from index.config import IndexConfig
 from index.search.retrieve import Searcher
 from index.store.catalog import Catalog
 from index.store.library import CATALOG, VECTORS, Library
-from tests.support.paths import ROOT
+from tests.support.paths import CITEBOT, ROOT
 
 pytestmark = pytest.mark.slow  # runs real citebot processes
 
-CITEBOT = str(Path(sys.executable).with_name("citebot"))
 QUESTION = "Which two roads meet at Saraqeb?"
 
 #: Adds and removes the article at argv[2] in the library argv[1], argv[3] times; writes argv[4] when done.

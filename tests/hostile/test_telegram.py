@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 from bot.telegram.buttons import Button, decode_button
 from index.reading.article import Article
 from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
+from tests.support.paths import CITEBOT
 from tests.support.telegram_harness import BotProcess, ask_and_time, bot_environment, free_port, wait_listening
 
 pytestmark = pytest.mark.slow  # runs the real citebot telegram process
@@ -567,7 +567,7 @@ def test_an_unusable_chat_state_at_start_up_is_one_line_and_exit_2(tmp_path: Pat
     with FakeTelegram() as server:
         env = bot_environment(server, data)
         result = subprocess.run(
-            [str(Path(sys.executable).with_name("citebot")), "telegram"],
+            [CITEBOT, "telegram"],
             env=env,
             cwd=tmp_path,
             capture_output=True,

@@ -25,14 +25,9 @@ from index.reading.fetch import (
     refused_reason,
     robots_allowed,
 )
-from tests.support.news_server import NewsServer, endless, file, gzipped, page, redirect, slow, trickle
+from tests.support.news_server import LOCAL, STRICT, NewsServer, endless, file, gzipped, page, redirect, slow, trickle
 from tests.support.paths import SOURCES
 from tests.support.pdf_samples import report_pdf, scanned_pdf
-
-#: Loopback allowed: the only way to reach the test server.
-LOCAL = FetchConfig(allow_private=True, connect_timeout=2, read_timeout=2, total_timeout=10)
-#: The address rule on, with only the test server's own address exempt: for testing the rule hop by hop.
-STRICT = FetchConfig(allow_networks=("127.0.0.1/32",), connect_timeout=2, read_timeout=2, total_timeout=10)
 
 
 @pytest.fixture

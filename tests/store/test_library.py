@@ -29,6 +29,7 @@ from index.search.vector_index import VectorIndex
 from index.store.catalog import Catalog
 from index.store.library import CATALOG, VECTORS, Library
 from index.store.vectors import load_vectors
+from tests.support.paths import CITEBOT
 
 BAKERY = ["The bakery on Mill Street opened in 1952.", "Its rye bread sells out by nine every morning."]
 HARBOUR = [
@@ -317,9 +318,6 @@ def _env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
     env.update(CITEBOT_DATA_DIR=str(data_dir), NO_COLOR="1")
     return env
-
-
-CITEBOT = str(Path(sys.executable).with_name("citebot"))
 
 
 def _consistent(data_dir: Path) -> list[int]:

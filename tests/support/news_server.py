@@ -16,9 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from index.reading.fetch import FetchConfig
 from tests.support.paths import SOURCES as DATA
 
 Handler = Callable[["_RequestHandler"], None]
+
+
+#: Loopback allowed: the only way to reach the test server.
+LOCAL = FetchConfig(allow_private=True, connect_timeout=2, read_timeout=2, total_timeout=10)
+#: The address rule on, with only the test server's own address exempt: for testing the rule hop by hop.
+STRICT = FetchConfig(allow_networks=("127.0.0.1/32",), connect_timeout=2, read_timeout=2, total_timeout=10)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -9,3 +10,5 @@ TESTS = ROOT / "tests"
 DATA = TESTS / "data"
 SOURCES = DATA / "sources"
 BENCHMARKS = ROOT / "benchmarks"
+#: The installed ``citebot`` command beside the running interpreter (what the tests run as a user would).
+CITEBOT = str(Path(sys.executable).with_name("citebot"))

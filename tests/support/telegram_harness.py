@@ -6,14 +6,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram
+from tests.support.paths import CITEBOT
 
-CITEBOT = Path(sys.executable).with_name("citebot")
 #: How long the bot may take to load the model and the index and start polling.
 START_TIMEOUT = 120.0
 
@@ -70,7 +69,7 @@ class BotProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
-                [str(CITEBOT), "telegram"], env=self.env, cwd=self.workdir, stdout=err, stderr=subprocess.STDOUT
+                [CITEBOT, "telegram"], env=self.env, cwd=self.workdir, stdout=err, stderr=subprocess.STDOUT
             )
         process = self.process
 

@@ -13,7 +13,6 @@ import itertools
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 
 from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram
 from tests.support.news_server import DATA, NewsServer, file, page
+from tests.support.paths import CITEBOT
 from tests.support.telegram_harness import START_TIMEOUT, BotProcess
 
 pytestmark = pytest.mark.slow  # runs the real citebot telegram process
@@ -249,7 +249,7 @@ def test_a_follow_up_by_reply_asks_within_that_answers_article(lib: Library, ser
 def test_an_article_added_with_citebot_add_is_answered_without_a_restart(lib: Library, server: FakeTelegram) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
     environment.update(CITEBOT_DATA_DIR=str(lib.data_dir), NO_COLOR="1")
-    citebot = Path(sys.executable).with_name("citebot")
+    citebot = CITEBOT
     added = subprocess.run(
         [str(citebot), "add", str(DATA / "river.md")], env=environment, capture_output=True, text=True, timeout=300
     )
