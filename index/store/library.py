@@ -42,7 +42,7 @@ from index.reading.ingest import read_article
 from index.store.catalog import ArticleRecord, Catalog, NewArticle, Provenance, StoredText
 from index.store.crash import crash_point
 from index.store.locking import LOCK_TIMEOUT, hold
-from index.store.vectors import MAX_SENTENCES, load_vectors, save_vectors
+from index.store.vectors import MAX_SENTENCES, load_vectors, map_vectors, save_vectors
 
 if TYPE_CHECKING:  # the model (and torch) load only when something is embedded
     from index.analysis.embed import Embedder
@@ -188,6 +188,15 @@ class Library:
         if self.directory is None:
             return self._memory_vectors[record.key]
         return load_vectors(self._vector_path(record.key), record.vectors_sha256, record.sentences, mapped=mapped)
+
+    def map_vectors(
+        self, record: ArticleRecord, dimension: int, identity: tuple[int, int, int] | None = None
+    ) -> tuple[np.ndarray, tuple[int, int, int] | None]:
+        """Return ``record``'s vectors mapped without hashing, and the file's identity (see
+        :func:`~index.store.vectors.map_vectors`); in memory, the vectors and ``None``."""
+        if self.directory is None:
+            return self._memory_vectors[record.key], None
+        return map_vectors(self._vector_path(record.key), record.sentences, dimension, identity)
 
     def changed_stamp(self) -> tuple[int, int, int] | None:
         """Return the identity of ``library.changed`` as ``stat`` sees it (``None`` in memory or when absent)."""
