@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/library_scale.py [--sizes 1000 10000 100000] [--queries 100]
 
 Each size runs in a fresh process (so its peak memory is its own). The library is built once, by a process of
-its own, and cached under ``~/.cache/citebot-bench`` (beside the cache of the sentence vectors); each run copies it into a
+its own, and cached under ``~/.cache/citebot-bench`` (beside the sentence vectors' cache); each run copies it into a
 temporary directory (without the ``search/`` folder readers derive from it) and opens it as the bot or the console
 would. Paragraphs are real text: SQuAD sentences (from ``../shared/data``) recombined, 3 to 7 at a time, into
 distinct paragraphs of 20-paragraph articles. Their vectors are the real model's up to 10,000 paragraphs; above
