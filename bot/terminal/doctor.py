@@ -73,6 +73,8 @@ MODEL_FILES = (
     ("tokenizer", ("tokenizer.json", "vocab.txt")),
 )
 REINSTALL = "run scripts/setup (in a source checkout), else reinstall citebot"
+#: What exporting the model to ONNX costs, said where it is about to happen.
+EXPORT = "once, in about a minute, from the installed weights (nothing is downloaded)"
 
 
 def doctor_arguments(parser: argparse.ArgumentParser) -> None:
@@ -312,9 +314,49 @@ def check_model(settings: Settings, deep: bool = False) -> list[Finding]:
     else:
         message = f"{name}: not a local directory, not in the Hugging Face cache, and the Hub cannot be reached"
         return [*found, Finding("model files", PROBLEM, message, fix)]
+    found += _onnx_export(settings, location)
     if deep:
         found.append(_load_model(settings))
     return found
+
+
+def _onnx_export(settings: Settings, location: Path) -> list[Finding]:
+    """Return a finding on the model's ONNX export when the light runtime runs it: cached and whole, or not yet.
+
+    Nothing is exported and torch is not imported: the manifest's sizes and SHA-256 are checked, as loading does.
+    """
+    from index.analysis import onnx_model
+    from index.analysis.embed import fingerprint_of, is_default_model
+    from index.store.check import NOTE, OK, PROBLEM, Finding
+
+    name, runtime = settings.index.model, settings.index.runtime
+    if runtime == "torch" or (runtime == "auto" and not is_default_model(name)):
+        return []
+    missing = [m for m in ("onnxruntime", "tokenizers") if importlib.util.find_spec(m) is None]
+    try:
+        if missing:
+            raise onnx_model.Unsupported(f"not installed: {', '.join(missing)}")
+        layout = onnx_model.ModelLayout.read(location)
+        state, directory = onnx_model.cached_state(
+            layout, fingerprint_of(name, layout.dimension), onnx_model.default_cache_dir()
+        )
+    except (onnx_model.Unsupported, OSError) as exc:
+        if runtime == "onnx":
+            return [Finding("onnx model", PROBLEM, f"{name} cannot run on onnxruntime: {exc}", REINSTALL)]
+        return [Finding("onnx model", NOTE, f"{name} runs on torch: onnxruntime cannot run it ({exc})")]
+    if state == "valid":
+        return [Finding("onnx model", OK, f"{name}: its ONNX export in {directory} is whole (sizes and SHA-256 match)")]
+    if state == "damaged":
+        message = f"{name}: its ONNX export in {directory} is damaged (its files do not match their manifest)"
+        return [
+            Finding(
+                "onnx model", PROBLEM, message, f"nothing to do by hand: the next question exports it again, {EXPORT}"
+            )
+        ]
+    message = (
+        f"{name}: not exported to ONNX yet; the first question (or citebot index) exports it into {directory}, {EXPORT}"
+    )
+    return [Finding("onnx model", NOTE, message)]
 
 
 def _nonempty(path: Path) -> bool:
