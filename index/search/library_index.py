@@ -481,7 +481,7 @@ class LibraryIndex:
                 parts[name] = persisted.unpack(a[name], a[f"{name}@"])
             if len(parts[name]) != len(keys):
                 raise ValueError(f"{name} holds {len(parts[name])} articles, not {len(keys)}")
-        blob = a["text"].tobytes()
+        texts = a["text"].tobytes().decode()  # one decoding, sliced by character offsets
         text_at = a["text@"].tolist()
         paragraphs = persisted.unpack(a["paragraphs"], a["paragraphs@"])
         pages = persisted.unpack(a["pages"], a["pages@"])
@@ -489,18 +489,15 @@ class LibraryIndex:
         window = self.library.config.window
         articles: dict[int, ArticleData] = {}
         stale: list[int] = []
+        checksums, backgrounds = a["sha256"].tolist(), a["background"].tolist()
+        identities = [tuple(x) for x in a["identity"].tolist()]
         for i, key in enumerate(keys):
             record = records.get(key)
             mapped = None
-            if record is not None and _identity(record) == (
-                str(a["sha256"][i]),
-                float(a["background"][i, 0]),
-                float(a["background"][i, 1]),
-            ):
-                identity = tuple(int(x) for x in a["identity"][i])
+            if record is not None and _identity(record) == (checksums[i], *backgrounds[i]):
                 with contextlib.suppress(IndexCorruptError):
-                    mapped, _ = self.library.map_vectors(record, self.dimension, identity)  # type: ignore[arg-type]
-                    self._identities[key] = identity  # type: ignore[assignment]
+                    mapped, _ = self.library.map_vectors(record, self.dimension, identities[i])  # type: ignore[arg-type]
+                    self._identities[key] = identities[i]  # type: ignore[assignment]
             if mapped is None:
                 stale.append(key)
                 # Kept until dropped below: its paragraphs and counts are in the persisted totals.
@@ -508,8 +505,8 @@ class LibraryIndex:
                 mapped = np.zeros((0, self.dimension), dtype=np.float32)
             articles[key] = ArticleData.restored(
                 record,
-                blob[text_at[i] : text_at[i + 1]].decode(),
-                tuple((int(x), int(y)) for x, y in paragraphs[i].tolist()),
+                texts[text_at[i] : text_at[i + 1]],
+                tuple(map(tuple, paragraphs[i].tolist())),
                 tuple(pages[i].tolist()) if has_pages[i] else None,
                 mapped,
                 window,
@@ -565,9 +562,8 @@ class LibraryIndex:
                     )
             else:
                 arrays[name], arrays[f"{name}@"] = persisted.pack([getattr(d, name) for d in datas])
-        encoded = [d.text.encode() for d in datas]
-        arrays["text"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        arrays["text@"] = persisted.pack([np.zeros(len(e), dtype=np.uint8) for e in encoded])[1]
+        arrays["text"] = np.frombuffer("".join(d.text for d in datas).encode(), dtype=np.uint8)
+        arrays["text@"] = persisted.pack([np.zeros(len(d.text), dtype=np.uint8) for d in datas])[1]  # in characters
         arrays["paragraphs"], arrays["paragraphs@"] = persisted.pack(
             [np.array(d.paragraphs, dtype=np.int64).reshape(-1, 2) for d in datas]
         )

@@ -196,7 +196,8 @@ class Library:
         :func:`~index.store.vectors.map_vectors`); in memory, the vectors and ``None``."""
         if self.directory is None:
             return self._memory_vectors[record.key], None
-        return map_vectors(self._vector_path(record.key), record.sentences, dimension, identity)
+        folder = os.path.join(self.directory, VECTORS)  # strings, not Paths: a reader maps thousands at once
+        return map_vectors(os.path.join(folder, f"{record.key}.npy"), record.sentences, dimension, identity)
 
     def changed_stamp(self) -> tuple[int, int, int] | None:
         """Return the identity of ``library.changed`` as ``stat`` sees it (``None`` in memory or when absent)."""

@@ -103,7 +103,7 @@ def load_vectors(path: Path, sha256: str, rows: int, dimension: int | None = Non
 
 
 def map_vectors(
-    path: Path, rows: int, dimension: int, identity: tuple[int, int, int] | None = None
+    path: str | Path, rows: int, dimension: int, identity: tuple[int, int, int] | None = None
 ) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Return a vector file checked before by :func:`load_vectors`, memory-mapped and not read, and its identity.
 
@@ -114,21 +114,27 @@ def map_vectors(
     Raises:
         IndexCorruptError: when the file is missing, unreadable, too short, or no longer the file checked.
     """
+    name = os.path.basename(path)
     try:
-        with open(path, "rb") as handle:
-            st = os.fstat(handle.fileno())
-            found = (st.st_size, st.st_mtime_ns, st.st_ino)
-            if identity is not None and found != identity:
-                raise IndexCorruptError(f"{path.name} changed since it was checked")
-            data = rows * dimension * 4
-            if st.st_size < data + 64:
-                raise IndexCorruptError(f"{path.name} is {st.st_size} bytes, too short for {rows} vectors")
-            if not rows:
-                return np.zeros((0, dimension), dtype=np.float32), found
-            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        raise IndexCorruptError(f"{path.name} missing") from None
+        raise IndexCorruptError(f"{name} missing") from None
     except OSError as exc:
-        raise IndexCorruptError(f"{path.name} unreadable ({exc.strerror or exc})") from None
+        raise IndexCorruptError(f"{name} unreadable ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        found = (st.st_size, st.st_mtime_ns, st.st_ino)
+        if identity is not None and found != identity:
+            raise IndexCorruptError(f"{name} changed since it was checked")
+        data = rows * dimension * 4
+        if st.st_size < data + 64:
+            raise IndexCorruptError(f"{name} is {st.st_size} bytes, too short for {rows} vectors")
+        if not rows:
+            return np.zeros((0, dimension), dtype=np.float32), found
+        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise IndexCorruptError(f"{name} unreadable ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
     vectors = np.frombuffer(mapped, dtype=np.float32, count=rows * dimension, offset=st.st_size - data)
     return vectors.reshape(rows, dimension), found
