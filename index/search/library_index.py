@@ -494,7 +494,11 @@ class LibraryIndex:
         for i, key in enumerate(keys):
             record = records.get(key)
             mapped = None
-            if record is not None and _identity(record) == (checksums[i], *backgrounds[i]):
+            if (
+                record is not None
+                and _identity(record) == (checksums[i], *backgrounds[i])
+                and (record.sentences, record.paragraphs) == (len(parts["sentences"][i]), len(paragraphs[i]))
+            ):
                 with contextlib.suppress(IndexCorruptError):
                     mapped, _ = self.library.map_vectors(record, self.dimension, identities[i])  # type: ignore[arg-type]
                     self._identities[key] = identities[i]  # type: ignore[assignment]
@@ -589,8 +593,7 @@ class LibraryIndex:
             return
         folder = self.library.directory / persisted.FOLDER
         try:
-            stamp, arrays = self._state()
-            written = persisted.write(folder, stamp, arrays, self.vectors)
+            written = persisted.write(folder, self._state, self.vectors)
         except OSError as exc:
             self._cannot_persist = True
             log.info("cannot keep the search index in %s (%s); every process will build it", folder, exc)

@@ -23,6 +23,7 @@ import os
 import secrets
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,8 +84,12 @@ def read(folder: Path) -> Persisted | None:
     return Persisted(stamp, arrays, faiss)
 
 
-def write(folder: Path, stamp: dict[str, Any], arrays: dict[str, np.ndarray], vectors: VectorIndex) -> bool:
-    """Persist ``vectors`` and ``arrays`` with ``stamp`` in ``folder``; return ``False`` when another process is.
+def write(
+    folder: Path, state: Callable[[], tuple[dict[str, Any], dict[str, np.ndarray]]], vectors: VectorIndex
+) -> bool:
+    """Persist ``vectors`` and the stamp and arrays ``state()`` returns in ``folder``.
+
+    Returns ``False``, having computed nothing, when another process holds the lock (it is writing them).
 
     Raises:
         OSError: when the folder cannot be written (a read-only library).
@@ -96,6 +101,7 @@ def write(folder: Path, stamp: dict[str, Any], arrays: dict[str, np.ndarray], ve
     except Timeout:
         return False
     try:
+        stamp, arrays = state()
         for leftover in folder.glob(".*.tmp"):  # a writer that died holding the lock
             with contextlib.suppress(OSError):
                 leftover.unlink()

@@ -127,7 +127,7 @@ def map_vectors(
         if identity is not None and found != identity:
             raise IndexCorruptError(f"{name} changed since it was checked")
         data = rows * dimension * 4
-        if st.st_size < data + 64:
+        if rows < 0 or st.st_size < data + 64:
             raise IndexCorruptError(f"{name} is {st.st_size} bytes, too short for {rows} vectors")
         if not rows:
             return np.zeros((0, dimension), dtype=np.float32), found
