@@ -440,6 +440,14 @@ class LibraryIndex:
         """
         assert self.library.directory is not None
         folder = self.library.directory / persisted.FOLDER
+        if folder.exists() and not folder.is_dir():
+            self._cannot_persist = True
+            log.warning(
+                "%s is not a directory (citebot keeps the library's search index there), so every process builds the "
+                "index anew; move it away",
+                folder,
+            )
+            return
         for attempt in range(3):
             before = _stat(folder / persisted.STATE)
             try:

@@ -163,6 +163,24 @@ def test_a_damaged_persisted_index_is_rebuilt_with_one_warning(
     assert _answers(again) == before
 
 
+def test_a_file_in_place_of_the_search_folder_is_one_warning_and_left_alone(
+    data_dir: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = _answers(_open(data_dir, embedder))
+    folder = data_dir / persisted.FOLDER
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    folder.write_text("not a folder\n")
+    with caplog.at_level("WARNING"):
+        searcher = _open(data_dir, embedder)
+        assert _answers(searcher) == before
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "is not a directory" in warnings[0] and str(folder) in warnings[0]
+    assert searcher.index.made == {"restored": 0, "read": 3, "persisted": 0}
+    assert folder.read_text() == "not a folder\n"
+
+
 def test_articles_added_and_removed_by_another_library_are_noticed(
     data_dir: Path, embedder: Embedder, hashed: list[int]
 ) -> None:
