@@ -163,6 +163,31 @@ def test_a_damaged_persisted_index_is_rebuilt_with_one_warning(
     assert _answers(again) == before
 
 
+def test_an_index_replaced_while_it_is_read_is_read_again_not_rebuilt(
+    data_dir: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = _answers(_open(data_dir, embedder))
+    real = persisted.read
+    replaced: list[str] = []
+
+    def read_then_replace(folder: Path) -> persisted.Persisted | None:
+        found = real(folder)
+        if not replaced:  # another process writes the index anew just after this one read index.npz
+            replaced.append("yes")
+            other = _open(data_dir, embedder).index
+            other._persisted = False
+            other._persist()
+            assert other.made["persisted"] == 1
+        return found
+
+    monkeypatch.setattr(persisted, "read", read_then_replace)
+    with caplog.at_level("WARNING"):
+        searcher = _open(data_dir, embedder)
+        assert searcher.index.made == {"restored": 3, "read": 0, "persisted": 0}  # the new one, read at once
+    assert replaced and not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert _answers(searcher) == before
+
+
 def test_a_file_in_place_of_the_search_folder_is_one_warning_and_left_alone(
     data_dir: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
