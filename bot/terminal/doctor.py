@@ -16,6 +16,7 @@ import os
 import pkgutil
 import platform
 import re
+import sqlite3
 import sys
 import time
 import unicodedata
@@ -99,6 +100,7 @@ def cmd_doctor(args: argparse.Namespace, _settings: Settings) -> int:
     findings.append(directory)
     if data_dir.is_dir():
         findings += check_library(data_dir, settings.index.model, args.deep)
+        findings += check_search_index(data_dir, args.deep)
         state = data_dir / STATE_FILE
         if state.exists():
             damage = sqlite_damage(state, args.deep)
@@ -395,6 +397,51 @@ def _load_model(settings: Settings) -> Finding:
     seconds = time.perf_counter() - started
     message = f"{settings.index.model} loaded and embedded a sentence in {seconds:.1f} s ({embedder.dimension} dims)"
     return Finding("model load", OK, message)
+
+
+def check_search_index(data_dir: Path, deep: bool = False) -> list[Finding]:
+    """Return a finding on the persisted search index in ``data_dir/search`` (derived data, rebuilt when damaged).
+
+    Reads it as a reader would (the stamp, each array's CRC-32, the faiss file's size); ``deep`` also loads the faiss
+    file. Read-only; faiss is imported only with ``deep``.
+    """
+    from index.errors import IndexCorruptError
+    from index.search import persisted
+    from index.store.check import NOTE, OK, PROBLEM, Finding, connect_readonly
+    from index.store.library import CATALOG
+
+    folder, catalog = data_dir / persisted.FOLDER, data_dir / CATALOG
+    if not catalog.is_file():
+        return []
+    rebuilt = "nothing to do by hand: the next question builds it again from the library (one warning)"
+    if folder.exists() and not folder.is_dir():
+        message = f"{folder} is not a directory: citebot keeps the search index there, so every process builds it anew"
+        return [Finding("search index", PROBLEM, message, f"move {folder} away")]
+    try:
+        found = persisted.read(folder) if folder.is_dir() else None
+        if found is not None and deep:
+            from index.search.vector_index import VectorIndex
+
+            sizes = dict(zip(found.arrays["keys"].tolist(), found.arrays["sizes"].tolist(), strict=True))
+            VectorIndex.load(found.faiss, int(found.stamp["dimension"]), sizes)
+    except (IndexCorruptError, KeyError, ValueError, TypeError) as exc:
+        return [Finding("search index", PROBLEM, f"{folder} is damaged: {exc}", rebuilt)]
+    if found is None:
+        return [Finding("search index", NOTE, f"{folder} not written yet: the next question builds and writes it")]
+    stored = dict(zip(found.arrays["keys"].tolist(), found.arrays["sha256"].tolist(), strict=True))
+    try:
+        db = connect_readonly(catalog)
+        try:
+            current = dict(db.execute("SELECT key, vectors_sha256 FROM articles").fetchall())
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []  # the catalog's own check says what is wrong with it
+    same = sum(stored.get(key) == checksum for key, checksum in current.items())
+    message = f"{folder}: {same} of {len(current)} articles current" + (", its faiss file loads" if deep else "")
+    if same < len(current):
+        message += "; the next question reads the others from their vector files"
+    return [Finding("search index", OK, message)]
 
 
 def _chat_state(path: Path, damage: str | None) -> Finding:

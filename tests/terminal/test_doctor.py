@@ -17,6 +17,7 @@ import pytest
 
 from index.analysis.embed import Embedder
 from index.config import IndexConfig
+from index.search.retrieve import Searcher
 from index.store.library import Library
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -229,3 +230,23 @@ def test_onnx_export_absent_whole_and_damaged_without_torch(
     (line,) = [line for line in done.stdout.splitlines() if line.startswith("problem: onnx model:")]
     assert "damaged" in line and "exports it again" in line
     assert done.stdout.splitlines()[-1] == "HEAVY [] 1"  # a problem found, and no torch imported to find it
+
+
+def test_search_index_absent_current_and_damaged(run_citebot: Run, data: Path, embedder: Embedder) -> None:
+    result = run_citebot("doctor")
+    (line,) = _lines(result, "note", "search index")
+    assert "not written yet" in line
+    searcher = Searcher(Library(data, IndexConfig(data_dir=data)), embedder)
+    assert searcher.index.made["persisted"] == 1  # a first question writes it
+    searcher.library.close()
+    result = run_citebot("doctor", "--deep")
+    (line,) = _lines(result, "ok", "search index")
+    assert "1 of 1 articles current" in line and "faiss file loads" in line
+    state = data / "search" / "index.npz"
+    state.write_bytes(state.read_bytes()[:1000])
+    before = _snapshot(data)
+    result = run_citebot("doctor")
+    assert result.returncode == 1
+    (line,) = _lines(result, "problem", "search index")
+    assert "is damaged" in line and "builds it again" in line
+    assert _snapshot(data) == before  # reported, not repaired or deleted
