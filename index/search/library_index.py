@@ -3,8 +3,10 @@
 Per-article arrays (:class:`ArticleData`: sentences, their words and vectors, sentence windows), one faiss
 index over every sentence vector (:mod:`index.search.vector_index`) and one BM25 postings list
 (:mod:`index.search.bm25`). A reader notices a change with one ``stat`` per question
-(:meth:`LibraryIndex.refresh`) and loads only what changed. The searcher owns it
-(:class:`index.search.retrieve.Searcher`); the library on disk (:mod:`index.store.library`) knows nothing of it.
+(:meth:`LibraryIndex.refresh`) and loads only what changed. A new one starts from what an earlier process persisted
+in the data directory's ``search/`` (:mod:`index.search.persisted`) and reads from the vector files only the articles
+changed since; it writes ``search/`` again when it read a tenth of the library (:data:`PERSIST_SHARE`). The searcher
+owns it (:class:`index.search.retrieve.Searcher`); the library on disk (:mod:`index.store.library`) knows nothing of it.
 """
 
 from __future__ import annotations
@@ -191,11 +193,6 @@ def _placeholder(key: int, paragraphs: int, sentences: int) -> ArticleRecord:
         -1, key, "", "", "", None, None, None, None, "text", paragraphs, sentences, 0, 0, "", None, None, None, None,
         "", 0.0, 1.0,
     )  # fmt: skip
-
-
-def persisted_postings(arrays: dict[str, np.ndarray]) -> Postings:
-    """Return the postings persisted in ``arrays``."""
-    return Postings.from_arrays(arrays["postings.spans"], arrays["postings.docs"], arrays["postings.counts"])
 
 
 # --- the searchable library ---------------------------------------------------------------------------
@@ -536,7 +533,7 @@ class LibraryIndex:
         self._paragraph_df = a["library_paragraph_df"]
         self._sentence_df = a["library_sentence_df"]
         self._totals = a["totals"]
-        self.postings = persisted_postings(a)
+        self.postings = Postings.from_arrays(a["postings.spans"], a["postings.docs"], a["postings.counts"])
         if not (len(self.paragraph_key) == len(self.paragraph_local) == len(self.alive) == self._next_base):
             raise ValueError("its paragraph arrays differ in length")
         self._load_vocabulary()
