@@ -8,6 +8,8 @@ A library is a directory (``CITEBOT_DATA_DIR``) holding
   re-embedding serialise on it;
 * ``library.changed``: rewritten after every change, so a long-running reader notices a change with one
   ``stat`` per question and loads only what changed (:meth:`LibraryIndex.refresh`).
+* ``search/``: the search index readers derived from all this and persisted (``index.search.persisted``); derived
+  data this module never reads, writes or deletes.
 
 Adding an article embeds only that article (its sentences, once); a removal embeds nothing. The order of
 writes makes a crash at any moment harmless: the vector file is written (atomically) before the catalog
