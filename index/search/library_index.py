@@ -5,7 +5,7 @@ index over every sentence vector (:mod:`index.search.vector_index`) and one BM25
 (:mod:`index.search.bm25`). A reader notices a change with one ``stat`` per question
 (:meth:`LibraryIndex.refresh`) and loads only what changed. A new one starts from what an earlier process persisted
 in the data directory's ``search/`` (:mod:`index.search.persisted`) and reads from the vector files only the articles
-changed since; it writes ``search/`` again when it read a tenth of the library (:data:`PERSIST_SHARE`). The searcher
+changed since; it writes ``search/`` again when it read a tenth of the library or 1,000 paragraphs. The searcher
 owns it (:class:`index.search.retrieve.Searcher`); the library on disk (:mod:`index.store.library`) knows nothing of it.
 """
 
@@ -150,9 +150,12 @@ ARRAYS = (
 )
 #: Of :data:`ARRAYS`, those that are pairs (sorted term ids, their counts).
 PAIRS = ("paragraph_df", "sentence_df")
-#: A reader writes the persisted index again once this share of the library's paragraphs was read from the vector
-#: files (or dropped) since it was read or written: an ``add`` of one article to a big library writes nothing.
+#: A reader writes the persisted index again once this share of the library's paragraphs, or :data:`PERSIST_MOST`
+#: paragraphs, were read from the vector files (or dropped) since it was read or written: an ``add`` of one article to
+#: a big library writes nothing, and no process opening it reads more than about 1,000 paragraphs from their files
+#: (0.5 s) after the persisted index, where writing it costs seconds at 100k paragraphs.
 PERSIST_SHARE = 0.1
+PERSIST_MOST = 1000
 
 
 def _identity(record: ArticleRecord) -> tuple[str, float, float]:
@@ -594,7 +597,7 @@ class LibraryIndex:
         """Write the persisted index when there is none or this process read a large share of the library since."""
         if self.library.directory is None or self._cannot_persist or not self.articles:
             return
-        if self._persisted and self._unpersisted <= PERSIST_SHARE * max(len(self.alive), 1):
+        if self._persisted and self._unpersisted <= min(PERSIST_SHARE * len(self.alive), PERSIST_MOST):
             return
         folder = self.library.directory / persisted.FOLDER
         try:

@@ -257,6 +257,11 @@ def test_after_an_add_a_reader_reads_only_the_new_article(
     monkeypatch.setattr(library_index, "PERSIST_SHARE", 0.05)  # past the share, a reader writes it again
     assert _open(data_dir, embedder).index.made == {"restored": 3, "read": 1, "persisted": 1}
     assert _open(data_dir, embedder).index.made == {"restored": 4, "read": 0, "persisted": 0}
+    monkeypatch.setattr(library_index, "PERSIST_SHARE", 0.5)  # under the share, but past the most paragraphs
+    monkeypatch.setattr(library_index, "PERSIST_MOST", 1)
+    writer.add(_article(["A second orchard grows pears.", "It sells perry."], "/x/pears.txt", "Pears"), embedder)
+    assert _open(data_dir, embedder).index.made == {"restored": 4, "read": 1, "persisted": 1}
+    assert _open(data_dir, embedder).index.made == {"restored": 5, "read": 0, "persisted": 0}
 
 
 READER = textwrap.dedent(
