@@ -16,6 +16,7 @@ import os
 import pkgutil
 import platform
 import re
+import sqlite3
 import sys
 import time
 import unicodedata
@@ -73,6 +74,8 @@ MODEL_FILES = (
     ("tokenizer", ("tokenizer.json", "vocab.txt")),
 )
 REINSTALL = "run scripts/setup (in a source checkout), else reinstall citebot"
+#: What exporting the model to ONNX costs, said where it is about to happen.
+EXPORT = "once, in about a minute, from the installed weights (nothing is downloaded)"
 
 
 def doctor_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +100,7 @@ def cmd_doctor(args: argparse.Namespace, _settings: Settings) -> int:
     findings.append(directory)
     if data_dir.is_dir():
         findings += check_library(data_dir, settings.index.model, args.deep)
+        findings += check_search_index(data_dir, args.deep)
         state = data_dir / STATE_FILE
         if state.exists():
             damage = sqlite_damage(state, args.deep)
@@ -312,9 +316,49 @@ def check_model(settings: Settings, deep: bool = False) -> list[Finding]:
     else:
         message = f"{name}: not a local directory, not in the Hugging Face cache, and the Hub cannot be reached"
         return [*found, Finding("model files", PROBLEM, message, fix)]
+    found += _onnx_export(settings, location)
     if deep:
         found.append(_load_model(settings))
     return found
+
+
+def _onnx_export(settings: Settings, location: Path) -> list[Finding]:
+    """Return a finding on the model's ONNX export when the light runtime runs it: cached and whole, or not yet.
+
+    Nothing is exported and torch is not imported: the manifest's sizes and SHA-256 are checked, as loading does.
+    """
+    from index.analysis import onnx_model
+    from index.analysis.embed import fingerprint_of, is_default_model
+    from index.store.check import NOTE, OK, PROBLEM, Finding
+
+    name, runtime = settings.index.model, settings.index.runtime
+    if runtime == "torch" or (runtime == "auto" and not is_default_model(name)):
+        return []
+    missing = [m for m in ("onnxruntime", "tokenizers") if importlib.util.find_spec(m) is None]
+    try:
+        if missing:
+            raise onnx_model.Unsupported(f"not installed: {', '.join(missing)}")
+        layout = onnx_model.ModelLayout.read(location)
+        state, directory = onnx_model.cached_state(
+            layout, fingerprint_of(name, layout.dimension), onnx_model.default_cache_dir()
+        )
+    except (onnx_model.Unsupported, OSError) as exc:
+        if runtime == "onnx":
+            return [Finding("onnx model", PROBLEM, f"{name} cannot run on onnxruntime: {exc}", REINSTALL)]
+        return [Finding("onnx model", NOTE, f"{name} runs on torch: onnxruntime cannot run it ({exc})")]
+    if state == "valid":
+        return [Finding("onnx model", OK, f"{name}: its ONNX export in {directory} is whole (sizes and SHA-256 match)")]
+    if state == "damaged":
+        message = f"{name}: its ONNX export in {directory} is damaged (its files do not match their manifest)"
+        return [
+            Finding(
+                "onnx model", PROBLEM, message, f"nothing to do by hand: the next question exports it again, {EXPORT}"
+            )
+        ]
+    message = (
+        f"{name}: not exported to ONNX yet; the first question (or citebot index) exports it into {directory}, {EXPORT}"
+    )
+    return [Finding("onnx model", NOTE, message)]
 
 
 def _nonempty(path: Path) -> bool:
@@ -353,6 +397,51 @@ def _load_model(settings: Settings) -> Finding:
     seconds = time.perf_counter() - started
     message = f"{settings.index.model} loaded and embedded a sentence in {seconds:.1f} s ({embedder.dimension} dims)"
     return Finding("model load", OK, message)
+
+
+def check_search_index(data_dir: Path, deep: bool = False) -> list[Finding]:
+    """Return a finding on the persisted search index in ``data_dir/search`` (derived data, rebuilt when damaged).
+
+    Reads it as a reader would (the stamp, each array's CRC-32, the faiss file's size); ``deep`` also loads the faiss
+    file. Read-only; faiss is imported only with ``deep``.
+    """
+    from index.errors import IndexCorruptError
+    from index.search import persisted
+    from index.store.check import NOTE, OK, PROBLEM, Finding, connect_readonly
+    from index.store.library import CATALOG
+
+    folder, catalog = data_dir / persisted.FOLDER, data_dir / CATALOG
+    if not catalog.is_file():
+        return []
+    rebuilt = "nothing to do by hand: the next question builds it again from the library (one warning)"
+    if folder.exists() and not folder.is_dir():
+        message = f"{folder} is not a directory: citebot keeps the search index there, so every process builds it anew"
+        return [Finding("search index", PROBLEM, message, f"move {folder} away")]
+    try:
+        found = persisted.read(folder) if folder.is_dir() else None
+        if found is not None and deep:
+            from index.search.vector_index import VectorIndex
+
+            sizes = dict(zip(found.arrays["keys"].tolist(), found.arrays["sizes"].tolist(), strict=True))
+            VectorIndex.load(found.faiss, int(found.stamp["dimension"]), sizes)
+    except (IndexCorruptError, KeyError, ValueError, TypeError) as exc:
+        return [Finding("search index", PROBLEM, f"{folder} is damaged: {exc}", rebuilt)]
+    if found is None:
+        return [Finding("search index", NOTE, f"{folder} not written yet: the next question builds and writes it")]
+    stored = dict(zip(found.arrays["keys"].tolist(), found.arrays["sha256"].tolist(), strict=True))
+    try:
+        db = connect_readonly(catalog)
+        try:
+            current = dict(db.execute("SELECT key, vectors_sha256 FROM articles").fetchall())
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []  # the catalog's own check says what is wrong with it
+    same = sum(stored.get(key) == checksum for key, checksum in current.items())
+    message = f"{folder}: {same} of {len(current)} articles current" + (", its faiss file loads" if deep else "")
+    if same < len(current):
+        message += "; the next question reads the others from their vector files"
+    return [Finding("search index", OK, message)]
 
 
 def _chat_state(path: Path, damage: str | None) -> Finding:

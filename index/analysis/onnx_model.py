@@ -148,6 +148,17 @@ def _valid(directory: Path) -> bool:
         return False
 
 
+def cached_state(layout: ModelLayout, fingerprint: str, cache_dir: Path) -> tuple[str, Path]:
+    """Return whether ``layout``'s export in ``cache_dir`` is ``"valid"``, ``"damaged"`` or ``"absent"``, and where.
+
+    Reads the manifest and hashes the files (as loading does); exports nothing, imports no torch.
+    """
+    directory = cache_dir / layout.key(fingerprint)
+    if _valid(directory):
+        return "valid", directory
+    return ("damaged" if directory.exists() else "absent"), directory
+
+
 def export_onnx(layout: ModelLayout, target: Path) -> None:
     """Export the model into the directory ``target`` in a child process (torch loads there, never here).
 

@@ -88,6 +88,24 @@ class Postings:
         lookup = {int(all_terms[a]): (int(a), int(b)) for a, b in zip(starts, ends, strict=True)}
         self._segments = [(lookup, all_docs, all_counts)]
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Return the postings as flat arrays (merged first), for :meth:`from_arrays` in another process."""
+        self.compact()
+        lookup, docs, counts = self._segments[0] if self._segments else ({}, np.zeros(0, np.int64), np.zeros(0))
+        spans = np.array(sorted((term, a, b) for term, (a, b) in lookup.items()), dtype=np.int64).reshape(-1, 3)
+        return {"spans": spans, "docs": docs.astype(np.int64), "counts": counts.astype(np.float32)}
+
+    @classmethod
+    def from_arrays(cls, spans: np.ndarray, docs: np.ndarray, counts: np.ndarray) -> Postings:
+        """Return the postings that :meth:`arrays` flattened."""
+        postings = cls()
+        if len(spans):
+            lookup = dict(
+                zip(spans[:, 0].tolist(), zip(spans[:, 1].tolist(), spans[:, 2].tolist(), strict=True), strict=True)
+            )
+            postings._segments = [(lookup, docs, counts)]
+        return postings
+
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         """Return the documents holding ``term`` and how often it occurs in each."""
         docs, counts = [], []

@@ -3,19 +3,22 @@
 Per-article arrays (:class:`ArticleData`: sentences, their words and vectors, sentence windows), one faiss
 index over every sentence vector (:mod:`index.search.vector_index`) and one BM25 postings list
 (:mod:`index.search.bm25`). A reader notices a change with one ``stat`` per question
-(:meth:`LibraryIndex.refresh`) and loads only what changed. The searcher owns it
-(:class:`index.search.retrieve.Searcher`); the library on disk (:mod:`index.store.library`) knows nothing of it.
+(:meth:`LibraryIndex.refresh`) and loads only what changed. A new one starts from what an earlier process persisted
+in the data directory's ``search/`` (:mod:`index.search.persisted`) and reads from the vector files only the articles
+changed since; it writes ``search/`` again when it read a tenth of the library or 1,000 paragraphs. The searcher
+owns it (:class:`index.search.retrieve.Searcher`); the library on disk (:mod:`index.store.library`) knows nothing of it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +26,7 @@ from index.analysis.background import Background, background_ok
 from index.analysis.sentences import sentence_windows
 from index.errors import IndexCorruptError, LibraryError
 from index.reading.article import Article
+from index.search import persisted
 from index.search.bm25 import Postings
 from index.search.vector_index import VectorIndex
 from index.store.catalog import ArticleRecord
@@ -84,6 +88,26 @@ class ArticleData:
         distinct = np.unique(self.tokens.astype(np.int64) << 32 | owner) & 0xFFFFFFFF if len(self.tokens) else owner
         self.sentence_unique = np.bincount(distinct, minlength=s)
 
+    @classmethod
+    def restored(
+        cls,
+        record: ArticleRecord,
+        text: str,
+        paragraphs: tuple[tuple[int, int], ...],
+        pages: tuple[int, ...] | None,
+        vectors: np.ndarray,
+        window: int,
+        arrays: dict[str, Any],
+    ) -> ArticleData:
+        """Return the article as it was persisted: ``arrays`` holds :data:`ARRAYS`, nothing is computed again."""
+        data = cls.__new__(cls)
+        data.record, data.text, data.paragraphs, data.pages = record, text, paragraphs, pages
+        data.vectors, data.window = vectors, window
+        data.background = Background(record.background_mean, record.background_std)
+        for name in ARRAYS:
+            setattr(data, name, arrays[name])
+        return data
+
     @property
     def key(self) -> int:
         """The stored version this is."""
@@ -103,6 +127,35 @@ class ArticleData:
         """Return the stored text as an :class:`~index.reading.ingest.Article`."""
         r = self.record
         return Article(self.text, self.paragraphs, r.title, r.date, r.source, r.fingerprint)
+
+
+#: The arrays of an :class:`ArticleData` that are persisted (the catalog's and those ``__post_init__`` derives).
+ARRAYS = (
+    "sentences",
+    "tokens",
+    "token_offsets",
+    "sentence_paragraph",
+    "paragraph_sentences",
+    "paragraph_tokens",
+    "sentence_length",
+    "paragraph_length",
+    "chunk_first",
+    "chunk_last",
+    "chunk_inverse_norm",
+    "paragraph_df",
+    "sentence_df",
+    "sentence_digit",
+    "sentence_words",
+    "sentence_unique",
+)
+#: Of :data:`ARRAYS`, those that are pairs (sorted term ids, their counts).
+PAIRS = ("paragraph_df", "sentence_df")
+#: A reader writes the persisted index again once this share of the library's paragraphs, or :data:`PERSIST_MOST`
+#: paragraphs, were read from the vector files (or dropped) since it was read or written: an ``add`` of one article to
+#: a big library writes nothing, and no process opening it reads more than about 1,000 paragraphs from their files
+#: (0.5 s) after the persisted index, where writing it costs seconds at 100k paragraphs.
+PERSIST_SHARE = 0.1
+PERSIST_MOST = 1000
 
 
 def _identity(record: ArticleRecord) -> tuple[str, float, float]:
@@ -126,6 +179,23 @@ def _lookup(terms: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndar
         return np.zeros(len(query), dtype=np.float64)
     at = np.clip(np.searchsorted(terms, query), 0, len(terms) - 1)
     return np.where(terms[at] == query, counts[at], 0).astype(np.float64)
+
+
+def _stat(path: os.PathLike[str]) -> tuple[int, int, int] | None:
+    """Return ``path``'s identity (inode, mtime_ns, size), or ``None`` when it is missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _placeholder(key: int, paragraphs: int, sentences: int) -> ArticleRecord:
+    """Return a record for a persisted article that is no longer current (it is dropped at once)."""
+    return ArticleRecord(
+        -1, key, "", "", "", None, None, None, None, "text", paragraphs, sentences, 0, 0, "", None, None, None, None,
+        "", 0.0, 1.0,
+    )  # fmt: skip
 
 
 # --- the searchable library ---------------------------------------------------------------------------
@@ -173,6 +243,13 @@ class LibraryIndex:
         self.generation = -1
         self._seen: tuple[int, int, int] | None = None
         self._checked = 0.0
+        #: How this index was made (tests and logs read it): articles restored from the persisted index, articles
+        #: read from their vector files (each hashed once), times this process persisted the index.
+        self.made = {"restored": 0, "read": 0, "persisted": 0}
+        self._identities: dict[int, tuple[int, int, int]] = {}  # key -> its vector file as checked
+        self._unpersisted = 0  # paragraphs read or dropped since the persisted index was read or written
+        self._persisted = False  # whether the persisted index on disk was read or written by this process
+        self._cannot_persist = False
 
     # --- loading -------------------------------------------------------------------------------------
 
@@ -210,7 +287,9 @@ class LibraryIndex:
         (the next refresh sees the change).
         """
         try:
-            return self._load(record)
+            data = self._load(record)
+            self.made["read"] += 1
+            return data
         except LibraryError:
             current = self.library.catalog.record(record.id)
             if current is None or current.key != record.key:
@@ -225,7 +304,9 @@ class LibraryIndex:
             if repaired is None:
                 return None
             try:
-                return self._load(repaired)
+                data = self._load(repaired)
+                self.made["read"] += 1
+                return data
             except IndexCorruptError as again:
                 raise LibraryError(
                     f"article {record.id} is damaged and could not be repaired ({again}); "
@@ -291,6 +372,8 @@ class LibraryIndex:
         if generation == self.generation and not force:
             return False
         records = {r.key: r for r in self.library.catalog.records()}
+        if self.generation < 0 and not self.articles and self.library.directory is not None:
+            self._restore(records)
         # An article embedded again (a repair, another model) or measured again keeps its key: reload it too.
         stale = [
             key
@@ -299,6 +382,7 @@ class LibraryIndex:
         ]
         gone = [key for key in self.articles if key not in records or key in stale]
         new = [key for key in records if key not in self.articles or key in stale]
+        dropped = sum(len(self.articles[key].paragraphs) for key in gone)
         for key in gone:
             self._drop(key)
         if new:
@@ -309,8 +393,8 @@ class LibraryIndex:
                 # Crossing to the IVF index: train it on a sample, drawn from the files without reading them whole.
                 everything = {k: d.vectors for k, d in self.articles.items()}
                 for key in new:
-                    with contextlib.suppress(IndexCorruptError):
-                        everything[key] = self.library.load_vectors(records[key], mapped=True)
+                    with contextlib.suppress(IndexCorruptError):  # a sample: each file is checked as it is loaded
+                        everything[key] = self.library.map_vectors(records[key], self.dimension)[0]
                 self.vectors = VectorIndex.build(self.dimension, everything, exact_limit=limit, add=False)
                 for key, held in self.articles.items():
                     self.vectors.add(key, held.vectors)
@@ -321,16 +405,210 @@ class LibraryIndex:
                     continue
                 self.vectors.add(key, data.vectors)
                 if self.library.directory is not None:
-                    # faiss has its own copy now: keep the vectors mapped from their file rather than in memory.
+                    # faiss has its own copy now: keep the vectors mapped from their file (just checked, not hashed
+                    # again) rather than in memory.
                     with contextlib.suppress(IndexCorruptError):
-                        data.vectors = self.library.load_vectors(data.record, mapped=True)
+                        data.vectors, identity = self.library.map_vectors(data.record, self.dimension)
+                        if identity is not None:
+                            self._identities[key] = identity
                 loaded[key] = data
             self.articles.update(loaded)
             self._place(list(loaded.values()))
         if gone and self.alive.size and self.alive.sum() < 0.5 * self.alive.size:
             self._rebuild_numbers()
         self.generation = generation
+        self._unpersisted += sum(records[k].paragraphs for k in new) + dropped
+        self._persist()
         return bool(gone or new)
+
+    # --- the persisted index (index.search.persisted) --------------------------------------------------------
+
+    def _settings(self) -> dict[str, int]:
+        """What else the persisted arrays were derived with: another value means they are rebuilt."""
+        return {
+            "dimension": self.dimension,
+            "window": self.library.config.window,
+            "exact_limit": self.vectors.exact_limit,
+        }
+
+    def _restore(self, records: dict[int, ArticleRecord]) -> None:
+        """Take the persisted index when it was made with these settings, then drop what the catalog changed since.
+
+        Each restored article's catalog identity (vector checksum, background) and vector-file identity (size,
+        mtime, inode) must match; the others are dropped and read again from their files by :meth:`refresh`. A
+        damaged index is logged (one warning) and rebuilt by :meth:`refresh` (and written again in its place).
+        """
+        assert self.library.directory is not None
+        folder = self.library.directory / persisted.FOLDER
+        if folder.exists() and not folder.is_dir():
+            self._cannot_persist = True
+            log.warning(
+                "%s is not a directory (citebot keeps the library's search index there), so every process builds the "
+                "index anew; move it away",
+                folder,
+            )
+            return
+        for attempt in range(3):
+            before = _stat(folder / persisted.STATE)
+            try:
+                found = persisted.read(folder)
+                if found is None:
+                    return
+                if any(found.stamp.get(k) != v for k, v in self._settings().items()):
+                    log.info("the search index in %s was made with other settings; rebuilding it", folder)
+                    return
+                self._apply(found, records)
+                self._persisted = True
+                return
+            except (IndexCorruptError, KeyError, ValueError, IndexError, TypeError, UnicodeDecodeError) as exc:
+                self._reset()
+                if attempt < 2 and _stat(folder / persisted.STATE) != before:
+                    continue  # another process replaced it while we read: read the new one
+                log.warning("the search index in %s is damaged (%s); rebuilding it from the library", folder, exc)
+                return
+
+    def _apply(self, found: persisted.Persisted, records: dict[int, ArticleRecord]) -> None:
+        """Make this index the persisted one ``found``, then drop the articles not current in ``records``."""
+        a = found.arrays
+        keys = a["keys"].tolist()
+        vectors = VectorIndex.load(
+            found.faiss,
+            self.dimension,
+            dict(zip(keys, a["sizes"].tolist(), strict=True)),
+            exact_limit=self.vectors.exact_limit,
+            nprobe=self.vectors.nprobe,
+        )
+        if not (len(keys) == len(a["sha256"]) == len(a["background"]) == len(a["identity"])):
+            raise ValueError("its article lists differ in length")
+        parts: dict[str, list[np.ndarray]] = {}
+        for name in ARRAYS:
+            if name in PAIRS:
+                terms, counts = (persisted.unpack(a[f"{name}.{x}"], a[f"{name}.{x}@"]) for x in ("terms", "counts"))
+                parts[name] = list(zip(terms, counts, strict=True))  # type: ignore[arg-type]
+            else:
+                parts[name] = persisted.unpack(a[name], a[f"{name}@"])
+            if len(parts[name]) != len(keys):
+                raise ValueError(f"{name} holds {len(parts[name])} articles, not {len(keys)}")
+        texts = a["text"].tobytes().decode()  # one decoding, sliced by character offsets
+        text_at = a["text@"].tolist()
+        paragraphs = persisted.unpack(a["paragraphs"], a["paragraphs@"])
+        pages = persisted.unpack(a["pages"], a["pages@"])
+        has_pages = a["has_pages"].tolist()
+        window = self.library.config.window
+        articles: dict[int, ArticleData] = {}
+        stale: list[int] = []
+        checksums, backgrounds = a["sha256"].tolist(), a["background"].tolist()
+        identities = [tuple(x) for x in a["identity"].tolist()]
+        for i, key in enumerate(keys):
+            record = records.get(key)
+            mapped = None
+            if (
+                record is not None
+                and _identity(record) == (checksums[i], *backgrounds[i])
+                and (record.sentences, record.paragraphs) == (len(parts["sentences"][i]), len(paragraphs[i]))
+            ):
+                with contextlib.suppress(IndexCorruptError):
+                    mapped, _ = self.library.map_vectors(record, self.dimension, identities[i])  # type: ignore[arg-type]
+                    self._identities[key] = identities[i]  # type: ignore[assignment]
+            if mapped is None:
+                stale.append(key)
+                # Kept until dropped below: its paragraphs and counts are in the persisted totals.
+                record = _placeholder(key, len(paragraphs[i]), len(parts["sentences"][i]))
+                mapped = np.zeros((0, self.dimension), dtype=np.float32)
+            articles[key] = ArticleData.restored(
+                record,
+                texts[text_at[i] : text_at[i + 1]],
+                tuple(map(tuple, paragraphs[i].tolist())),
+                tuple(pages[i].tolist()) if has_pages[i] else None,
+                mapped,
+                window,
+                {name: parts[name][i] for name in ARRAYS},
+            )
+        stamp = found.stamp
+        self.articles = articles
+        self.vectors = vectors
+        self.base = dict(zip(keys, a["base"].tolist(), strict=True))
+        self._next_base = int(stamp["next_base"])
+        self.paragraph_key = a["paragraph_key"]
+        self.paragraph_local = a["paragraph_local"]
+        self.paragraph_length = a["library_paragraph_length"]
+        self.alive = a["alive"]
+        self._paragraph_df = a["library_paragraph_df"]
+        self._sentence_df = a["library_sentence_df"]
+        self._totals = a["totals"]
+        self.postings = Postings.from_arrays(a["postings.spans"], a["postings.docs"], a["postings.counts"])
+        if not (len(self.paragraph_key) == len(self.paragraph_local) == len(self.alive) == self._next_base):
+            raise ValueError("its paragraph arrays differ in length")
+        self._load_vocabulary()
+        self.made["restored"] = len(keys) - len(stale)
+        for key in stale:
+            self._unpersisted += len(self.articles[key].paragraphs)
+            self._drop(key)
+        self._identities = {k: v for k, v in self._identities.items() if k in self.articles}
+        log.debug("opened the search index of %s articles (%s to read again)", len(keys), len(stale))
+
+    def _reset(self) -> None:
+        """Forget everything loaded (a persisted index found damaged halfway)."""
+        fresh = LibraryIndex(self.library, self.embedder)
+        made = self.made
+        self.__dict__.update(fresh.__dict__)
+        self.made = made
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Return the stamp and the arrays that persist this index (see :mod:`index.search.persisted`)."""
+        keys = sorted(self.articles)
+        datas = [self.articles[k] for k in keys]
+        arrays: dict[str, np.ndarray] = {
+            "keys": np.array(keys, dtype=np.int64),
+            "sha256": np.array([d.record.vectors_sha256 for d in datas], dtype="U64"),
+            "background": np.array([(d.record.background_mean, d.record.background_std) for d in datas]),
+            "identity": np.array([self._identities.get(k, (-1, -1, -1)) for k in keys], dtype=np.int64),
+            "sizes": np.array([self.vectors.sizes.get(k, 0) for k in keys], dtype=np.int64),
+            "base": np.array([self.base[k] for k in keys], dtype=np.int64),
+        }
+        for name in ARRAYS:
+            if name in PAIRS:
+                for x, at in (("terms", 0), ("counts", 1)):
+                    arrays[f"{name}.{x}"], arrays[f"{name}.{x}@"] = persisted.pack(
+                        [getattr(d, name)[at] for d in datas]
+                    )
+            else:
+                arrays[name], arrays[f"{name}@"] = persisted.pack([getattr(d, name) for d in datas])
+        arrays["text"] = np.frombuffer("".join(d.text for d in datas).encode(), dtype=np.uint8)
+        arrays["text@"] = persisted.pack([np.zeros(len(d.text), dtype=np.uint8) for d in datas])[1]  # in characters
+        arrays["paragraphs"], arrays["paragraphs@"] = persisted.pack(
+            [np.array(d.paragraphs, dtype=np.int64).reshape(-1, 2) for d in datas]
+        )
+        arrays["pages"], arrays["pages@"] = persisted.pack([np.array(d.pages or (), dtype=np.int64) for d in datas])
+        arrays["has_pages"] = np.array([d.pages is not None for d in datas], dtype=bool)
+        arrays["paragraph_key"] = self.paragraph_key
+        arrays["paragraph_local"] = self.paragraph_local
+        arrays["library_paragraph_length"] = self.paragraph_length
+        arrays["alive"] = self.alive
+        arrays["library_paragraph_df"] = self._paragraph_df
+        arrays["library_sentence_df"] = self._sentence_df
+        arrays["totals"] = self._totals
+        for name, array in self.postings.arrays().items():
+            arrays[f"postings.{name}"] = array
+        stamp = {**self._settings(), "generation": self.generation, "next_base": self._next_base}
+        return stamp, arrays
+
+    def _persist(self) -> None:
+        """Write the persisted index when there is none or this process read a large share of the library since."""
+        if self.library.directory is None or self._cannot_persist or not self.articles:
+            return
+        if self._persisted and self._unpersisted <= min(PERSIST_SHARE * len(self.alive), PERSIST_MOST):
+            return
+        folder = self.library.directory / persisted.FOLDER
+        try:
+            written = persisted.write(folder, self._state, self.vectors)
+        except OSError as exc:
+            self._cannot_persist = True
+            log.info("cannot keep the search index in %s (%s); every process will build it", folder, exc)
+            return
+        if written:
+            self._persisted, self._unpersisted = True, 0
+            self.made["persisted"] += 1
 
     def _rebuild_numbers(self) -> None:
         """Renumber the paragraphs of the live articles and rebuild the postings (after many removals)."""

@@ -10,13 +10,18 @@ exact search.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from index.config import EXACT_LIMIT
-from index.store.vectors import MAX_SENTENCES, vector_id
+from index.errors import IndexCorruptError
+from index.store.vectors import MAX_SENTENCES, fsync_dir, vector_id
 
 if TYPE_CHECKING:
     import faiss
@@ -101,6 +106,60 @@ class VectorIndex:
         ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
         ivf.nprobe = self.nprobe
         return ivf
+
+    def save(self, path: Path) -> int:
+        """Write the faiss index to ``path`` atomically and durably (temporary file, fsync, rename); return its size."""
+        import faiss
+
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            faiss.write_index(self._index, tmp)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            size = os.stat(tmp).st_size
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        fsync_dir(path.parent)
+        return size
+
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        dimension: int,
+        sizes: Mapping[int, int],
+        exact_limit: int = EXACT_LIMIT,
+        nprobe: int = NPROBE,
+    ) -> VectorIndex:
+        """Return the index :meth:`save` wrote to ``path``, holding ``sizes`` (``{key: vectors}``).
+
+        Raises:
+            IndexCorruptError: when the file is missing, unreadable, or not the index described.
+        """
+        import faiss
+
+        index = cls(dimension, exact_limit, nprobe)
+        try:
+            loaded = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+            raise IndexCorruptError(f"{path.name} unreadable ({reason[:200]})") from None
+        if isinstance(loaded, faiss.IndexIVF):
+            index.kind = "ivf"
+        elif not isinstance(loaded, faiss.IndexIDMap2):
+            raise IndexCorruptError(f"{path.name} holds a {type(loaded).__name__}, not a citebot index")
+        if loaded.d != dimension or loaded.ntotal != sum(sizes.values()):
+            raise IndexCorruptError(
+                f"{path.name} holds {loaded.ntotal} vectors of dimension {loaded.d}, "
+                f"expected {sum(sizes.values())} of dimension {dimension}"
+            )
+        index._index = loaded
+        index.sizes = dict(sizes)
+        return index
 
     @property
     def total(self) -> int:

@@ -8,6 +8,8 @@ A library is a directory (``CITEBOT_DATA_DIR``) holding
   re-embedding serialise on it;
 * ``library.changed``: rewritten after every change, so a long-running reader notices a change with one
   ``stat`` per question and loads only what changed (:meth:`LibraryIndex.refresh`).
+* ``search/``: the search index readers derived from all this and persisted (``index.search.persisted``); derived
+  data this module never reads, writes or deletes.
 
 Adding an article embeds only that article (its sentences, once); a removal embeds nothing. The order of
 writes makes a crash at any moment harmless: the vector file is written (atomically) before the catalog
@@ -42,7 +44,7 @@ from index.reading.ingest import read_article
 from index.store.catalog import ArticleRecord, Catalog, NewArticle, Provenance, StoredText
 from index.store.crash import crash_point
 from index.store.locking import LOCK_TIMEOUT, hold
-from index.store.vectors import MAX_SENTENCES, load_vectors, save_vectors
+from index.store.vectors import MAX_SENTENCES, load_vectors, map_vectors, save_vectors
 
 if TYPE_CHECKING:  # the model (and torch) load only when something is embedded
     from index.analysis.embed import Embedder
@@ -188,6 +190,16 @@ class Library:
         if self.directory is None:
             return self._memory_vectors[record.key]
         return load_vectors(self._vector_path(record.key), record.vectors_sha256, record.sentences, mapped=mapped)
+
+    def map_vectors(
+        self, record: ArticleRecord, dimension: int, identity: tuple[int, int, int] | None = None
+    ) -> tuple[np.ndarray, tuple[int, int, int] | None]:
+        """Return ``record``'s vectors mapped without hashing, and the file's identity (see
+        :func:`~index.store.vectors.map_vectors`); in memory, the vectors and ``None``."""
+        if self.directory is None:
+            return self._memory_vectors[record.key], None
+        folder = os.path.join(self.directory, VECTORS)  # strings, not Paths: a reader maps thousands at once
+        return map_vectors(os.path.join(folder, f"{record.key}.npy"), record.sentences, dimension, identity)
 
     def changed_stamp(self) -> tuple[int, int, int] | None:
         """Return the identity of ``library.changed`` as ``stat`` sees it (``None`` in memory or when absent)."""

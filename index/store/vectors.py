@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import mmap
 import os
 import tempfile
 from pathlib import Path
@@ -37,7 +38,8 @@ def split_id(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids >> SENTENCE_BITS, ids & (MAX_SENTENCES - 1)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (where the file system can)."""
     with contextlib.suppress(OSError):  # not every file system can fsync a directory
         fd = os.open(directory, os.O_RDONLY)
         try:
@@ -63,7 +65,7 @@ def save_vectors(path: Path, vectors: np.ndarray) -> str:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -98,3 +100,41 @@ def load_vectors(path: Path, sha256: str, rows: int, dimension: int | None = Non
     ).all():
         raise IndexCorruptError(f"{path.name} holds values that are not finite")
     return vectors
+
+
+def map_vectors(
+    path: str | Path, rows: int, dimension: int, identity: tuple[int, int, int] | None = None
+) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Return a vector file checked before by :func:`load_vectors`, memory-mapped and not read, and its identity.
+
+    Nothing is hashed: ``identity`` (``(size, mtime_ns, inode)``, what this returned when the file was checked) must
+    still match, so a file replaced or rewritten since is caught; its rows are the file's last ``rows x dimension``
+    floats (a ``.npy`` file's data follows its header).
+
+    Raises:
+        IndexCorruptError: when the file is missing, unreadable, too short, or no longer the file checked.
+    """
+    name = os.path.basename(path)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{name} missing") from None
+    except OSError as exc:
+        raise IndexCorruptError(f"{name} unreadable ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        found = (st.st_size, st.st_mtime_ns, st.st_ino)
+        if identity is not None and found != identity:
+            raise IndexCorruptError(f"{name} changed since it was checked")
+        data = rows * dimension * 4
+        if rows < 0 or st.st_size < data + 64:
+            raise IndexCorruptError(f"{name} is {st.st_size} bytes, too short for {rows} vectors")
+        if not rows:
+            return np.zeros((0, dimension), dtype=np.float32), found
+        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise IndexCorruptError(f"{name} unreadable ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    vectors = np.frombuffer(mapped, dtype=np.float32, count=rows * dimension, offset=st.st_size - data)
+    return vectors.reshape(rows, dimension), found

@@ -248,3 +248,44 @@ def test_a_model_the_light_runtime_cannot_replicate_is_refused(tmp_path: Path) -
         onnx_model.ModelLayout.read(copy)
     layout = onnx_model.ModelLayout.read(model)
     assert layout.max_seq_length == 256 and layout.dimension == 384  # sentence_bert_config.json, not tokenizer.json
+
+
+EXPORTING = """
+import json, logging, sys
+logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")
+from index.analysis.embed import Embedder
+embedder = Embedder(threads=1)
+vector = embedder.encode_query("Who denied the claim?").tolist()
+print(json.dumps({"runtime": embedder.runtime, "path": str(embedder._onnx.path), "vector": vector}))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_asking_for_the_export_at_once_share_one_export(embedder: Embedder, tmp_path: Path) -> None:
+    cache = tmp_path / "xdg"  # empty: the first to take the lock exports, the other waits and uses that export
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
+    environment.update({"XDG_CACHE_HOME": str(cache)})
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", EXPORTING],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=900) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert [r["runtime"] for r in results] == ["onnx", "onnx"]
+    assert results[0]["path"] == results[1]["path"]
+    exports = sum(err.count("exporting") for _, err in outputs)
+    assert exports == 1, [err[-2000:] for _, err in outputs]  # one process exported, the other waited
+    models = cache / "citebot" / "models"
+    (directory,) = [p for p in models.iterdir() if p.is_dir()]  # one cached copy, no temporary directory left
+    layout = onnx_model.ModelLayout.read(Path(resolve_model(DEFAULT_MODEL)))
+    assert onnx_model.cached_state(layout, embedder.fingerprint, models) == ("valid", directory)
+    expected = embedder.encode_query("Who denied the claim?")
+    for result in results:
+        assert float(np.dot(np.array(result["vector"]), expected)) >= 0.99999

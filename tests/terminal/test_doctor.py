@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 
 from index.analysis.embed import Embedder
 from index.config import IndexConfig
+from index.search.retrieve import Searcher
 from index.store.library import Library
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -188,3 +191,62 @@ def test_damaged_chat_state(run_citebot: Run, data: Path) -> None:
     assert result.returncode == 1
     (line,) = _lines(result, "problem", "chat state")
     assert "bot.sqlite3" in line and "move the file aside" in line
+
+
+def test_onnx_export_absent_whole_and_damaged_without_torch(
+    run_citebot: Run, data: Path, tmp_path: Path, embedder: Embedder
+) -> None:
+    cache = tmp_path / "xdg"  # an empty cache: the default model's export is not there yet
+    env = {"XDG_CACHE_HOME": str(cache)}
+    result = run_citebot("doctor", env=env)
+    (line,) = _lines(result, "note", "onnx model")
+    assert "not exported to ONNX yet" in line and str(cache / "citebot" / "models") in line
+    assert not cache.exists()  # doctor exported nothing
+
+    exported = embedder._onnx.path.parent  # type: ignore[union-attr]  # a whole export, as a first question leaves it
+    directory = cache / "citebot" / "models" / exported.name
+    shutil.copytree(exported, directory)
+    result = run_citebot("doctor", env=env)
+    assert result.returncode == 0, result.stdout
+    (line,) = _lines(result, "ok", "onnx model")
+    assert str(directory) in line and "whole" in line
+
+    weights = directory / "model.onnx.data"
+    with weights.open("r+b") as f:  # bytes flipped in the middle: the size is right, the SHA-256 is not
+        f.seek(weights.stat().st_size // 2)
+        chunk = f.read(4096)
+        f.seek(weights.stat().st_size // 2)
+        f.write(bytes(b ^ 0xFF for b in chunk))
+    probe = (
+        "import sys\nfrom bot.terminal.cli import main\ncode = main(['doctor'])\n"
+        "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', "
+        "'sentence_transformers'}), code)"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
+    environment.update({"CITEBOT_DATA_DIR": str(data), "NO_COLOR": "1", **env})
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=300
+    )
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("problem: onnx model:")]
+    assert "damaged" in line and "exports it again" in line
+    assert done.stdout.splitlines()[-1] == "HEAVY [] 1"  # a problem found, and no torch imported to find it
+
+
+def test_search_index_absent_current_and_damaged(run_citebot: Run, data: Path, embedder: Embedder) -> None:
+    result = run_citebot("doctor")
+    (line,) = _lines(result, "note", "search index")
+    assert "not written yet" in line
+    searcher = Searcher(Library(data, IndexConfig(data_dir=data)), embedder)
+    assert searcher.index.made["persisted"] == 1  # a first question writes it
+    searcher.library.close()
+    result = run_citebot("doctor", "--deep")
+    (line,) = _lines(result, "ok", "search index")
+    assert "1 of 1 articles current" in line and "faiss file loads" in line
+    state = data / "search" / "index.npz"
+    state.write_bytes(state.read_bytes()[:1000])
+    before = _snapshot(data)
+    result = run_citebot("doctor")
+    assert result.returncode == 1
+    (line,) = _lines(result, "problem", "search index")
+    assert "is damaged" in line and "builds it again" in line
+    assert _snapshot(data) == before  # reported, not repaired or deleted
