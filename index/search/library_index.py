@@ -508,13 +508,14 @@ class LibraryIndex:
                 and (record.sentences, record.paragraphs) == (len(parts["sentences"][i]), len(paragraphs[i]))
             ):
                 with contextlib.suppress(IndexCorruptError):
-                    mapped, _ = self.library.map_vectors(record, self.dimension, identities[i])  # type: ignore[arg-type]
-                    self._identities[key] = identities[i]  # type: ignore[assignment]
+                    mapped, _ = self.library.map_vectors(record, self.dimension, identities[i])
+                    self._identities[key] = identities[i]
             if mapped is None:
                 stale.append(key)
                 # Kept until dropped below: its paragraphs and counts are in the persisted totals.
                 record = _placeholder(key, len(paragraphs[i]), len(parts["sentences"][i]))
                 mapped = np.zeros((0, self.dimension), dtype=np.float32)
+            assert record is not None  # known and whole, or the placeholder just made
             articles[key] = ArticleData.restored(
                 record,
                 texts[text_at[i] : text_at[i + 1]],

@@ -112,7 +112,8 @@ def write(
         fd, tmp = tempfile.mkstemp(prefix=f".{STATE}.", suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, stamp=encoded, **dict(_narrow(name, array) for name, array in arrays.items()))
+                members = {"stamp": encoded, **dict(_narrow(name, array) for name, array in arrays.items())}
+                np.savez(handle, **members)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, folder / STATE)
