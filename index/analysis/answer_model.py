@@ -1,0 +1,91 @@
+"""The answer-sentence model: does this sentence answer this question? One logit per pair, on onnxruntime.
+
+A small cross-encoder (the first layers of all-MiniLM-L6-v2, fine-tuned on SQuAD by
+``benchmarks/answer_model.py``; see ``index/data/answer_model/about.json`` for what it was trained on and how)
+reads the question and a candidate sentence together. The searcher (:mod:`index.search.retrieve`) runs it on
+the few best candidate sentences only, and its logit weighs in the marked sentence, the paragraph order and the
+verdict. It ships inside the package as an int8 ONNX graph with its tokenizer: nothing is downloaded, and
+neither torch nor transformers is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from index.errors import ModelError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+#: Where the shipped model lives (inside the package).
+DEFAULT_DIRECTORY = Path(str(resources.files("index") / "data" / "answer_model"))
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT = "logit"
+#: A question and a sentence together are cut to this many tokens (the longer one loses the excess).
+MAX_TOKENS = 128
+
+
+class AnswerModel:
+    """Scores (question, sentence) pairs with the answer-sentence model.
+
+    Args:
+        directory: holds :data:`MODEL_FILE` and :data:`TOKENIZER_FILE`.
+        threads: CPU threads of the session (one, the default, is fastest for one question on a busy machine).
+
+    Raises:
+        ModelError: when the files are missing or not a model.
+    """
+
+    def __init__(self, directory: Path = DEFAULT_DIRECTORY, threads: int = 1) -> None:
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        try:
+            self.tokenizer: Tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting
+            self.session = onnxruntime.InferenceSession(
+                str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime and tokenizers raise their own types for a bad file
+            raise ModelError(f"cannot load the answer-sentence model in {directory} ({type(exc).__name__})") from None
+        self.tokenizer.enable_truncation(max_length=MAX_TOKENS, strategy="longest_first")
+        self.tokenizer.no_padding()
+
+    def score(self, question: str, sentences: list[str]) -> np.ndarray:
+        """Return one logit per sentence (float64): above 0, the model thinks it answers ``question``.
+
+        Each pair runs alone: the int8 graph quantises its activations per run, so in a batch a sentence's logit
+        would depend on the others beside it (by up to a tenth), and a padded batch saves nothing for a handful.
+        """
+        out = np.zeros(len(sentences), dtype=np.float64)
+        if not sentences:
+            return out
+        question = question.lower()
+        for row, encoding in enumerate(self.tokenizer.encode_batch([(question, s.lower()) for s in sentences])):
+            feed = {
+                "input_ids": np.array([encoding.ids], dtype=np.int64),
+                "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+                "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
+            }
+            (logit,) = self.session.run([OUTPUT], feed)
+            out[row] = float(np.asarray(logit).reshape(-1)[0])
+        return out
+
+
+@lru_cache(maxsize=1)
+def default_answer_model() -> AnswerModel:
+    """Return the shipped answer-sentence model, loaded once per process."""
+    return AnswerModel(DEFAULT_DIRECTORY)
