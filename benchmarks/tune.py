@@ -1,7 +1,9 @@
 """Fit the ranker's parameters (index/data/ranker.json) on a SQuAD file, with article-wise cross-validation.
 
     .venv/bin/pip install -e '.[tune]'       # scikit-learn, only for this script
-    .venv/bin/python benchmarks/tune.py ../shared/data/squad-v1.1-dev-A.json [--folds 6] [--write]
+    for k in 0 1 2 3 4 5; do .venv/bin/python -m benchmarks.answer_model --fold $k; done   # the fold models
+    .venv/bin/python -m benchmarks.tune ../shared/data/squad-v1.1-dev-A.json \
+        --squad2 ../shared/data/squad-v2.0-dev-A.json [--folds 6] [--write]
 
 Every article is read, cleaned, split and embedded by citebot's own code
 (:func:`index.evaluate.squad_to_article`, :meth:`index.store.library.Library.add`),
@@ -10,20 +12,24 @@ and every feature comes from :meth:`index.search.retrieve.Searcher.evidence` and
 Questions are asked two ways: of a library holding only their article, and of one library
 holding every article of the file (library search), and both are fitted together.
 
-Three models are fitted:
+With ``--squad2``, the SQuAD 2.0 file's questions (answerable and not) are asked of their article too.
+
+Five models are fitted:
 
 * paragraphs: a conditional logit (softmax over the candidate paragraphs, L2),
   the answering paragraph(s) as the positive;
 * sentences: the same over the sentences of the answering paragraph, the ones
   holding a gold answer string as the positives;
+* the second stage (:mod:`index.search.rerank`): the same two again, each with the answer-sentence model's
+  logit beside the first stage's score;
 * the decision: a logistic regression (scikit-learn, balanced classes) of the
-  article's questions against questions drawn from other articles.
+  article's questions against questions drawn from other articles and SQuAD 2.0's unanswerable ones.
 
 Articles are split into ``--folds`` groups; each group is scored by models
-fitted on the others, and those held-out numbers are what is printed. With
-``--write`` the models are refitted on every article and written to
-``index/data/ranker.json``. Embeddings are cached under ``--cache`` so a rerun
-is quicker.
+fitted on the others, and those held-out numbers are what is printed. The answer-sentence model is held out
+the same way: a case is scored by the model trained without its article's fold (``benchmarks/answer_model.py
+--fold K``). With ``--write`` the linear models are refitted on every article, on those held-out logits, and
+written to ``index/data/ranker.json``. Embeddings and logits are cached under ``--cache`` so a rerun is quicker.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
+from index.analysis.answer_model import DEFAULT_DIRECTORY as SHIPPED_ANSWER_MODEL
+from index.analysis.answer_model import MODEL_FILE as ANSWER_MODEL_FILE
+from index.analysis.answer_model import AnswerModel
 from index.analysis.background import Background
 from index.analysis.embed import Embedder
 from index.analysis.words import tokenize
@@ -50,16 +59,27 @@ from index.search.features import (
     DECISION_FEATURES,
     PARAGRAPH_FEATURES,
     SENTENCE_FEATURES,
+    Evidence,
     Features,
     decision_features,
     features,
 )
-from index.search.ranker import Linear, Ranker
-from index.search.retrieve import Searcher
+from index.search.ranker import Linear, Ranker, default_ranker
+from index.search.rerank import (
+    ANSWER_SENTENCES,
+    RERANK_PARAGRAPH_FEATURES,
+    RERANK_SENTENCE_FEATURES,
+    AnswerEvidence,
+    answer_candidates,
+    spread,
+)
+from index.search.retrieve import Candidates, Searcher
 from index.store.library import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "index" / "data" / "ranker.json"
+#: Where ``benchmarks/answer_model.py --fold K`` writes the answer-sentence model that never saw fold K.
+FOLD_MODELS = Path.home() / ".cache" / "citebot-tune" / "answer-model"
 
 
 class CachedEmbedder:
@@ -101,7 +121,7 @@ class Case:
     """One question against a library (one article's, or all of them), with its features and what is right."""
 
     article: int  # the SQuAD article the question is from (for folds)
-    mode: str  # "article" or "library"
+    mode: str  # "article", "library" or "squad2" (SQuAD 2.0's questions, one article's library)
     answerable: bool
     paragraphs: np.ndarray  # candidate paragraph feature rows
     sentences: np.ndarray  # sentence feature rows
@@ -115,6 +135,12 @@ class Case:
     pairs: list = None  # type: ignore[assignment]  # per candidate, (ArticleData, paragraph)
     numbers: np.ndarray = None  # type: ignore[assignment]  # per sentence, its article-wide number
     weights: TermWeights = None  # type: ignore[assignment]
+    unanswerable: bool = False  # one of SQuAD 2.0's unanswerable questions
+    held_back: bool = False  # an answerable question asked with its answering paragraph(s) held back
+
+    def sentence_text(self, i: int) -> str:
+        """Return the text of candidate sentence ``i``."""
+        return self.pairs[int(self.sentence_paragraph[i])][0].sentence_text(int(self.numbers[i]))
 
     def signals(self, top: int, best: int | None) -> dict[str, float]:
         """Return the answerability signals of candidate ``top`` with ``best`` as its marked sentence."""
@@ -127,49 +153,116 @@ def _cache_key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
+def _hold_back(ev: Evidence, numbers: np.ndarray, drop: tuple[int, ...]) -> tuple[Evidence, np.ndarray, np.ndarray]:
+    """Return the evidence without the candidate paragraphs ``drop``, its sentence numbers and the kept paragraphs.
+
+    The collection's statistics (IDF, which words it knows) stay those of the whole article: an approximation of
+    the article without those paragraphs that costs no second library.
+    """
+    keep = np.setdiff1d(np.arange(ev.paragraphs), np.array(drop, dtype=np.int64))
+    new_of = np.full(ev.paragraphs, -1, dtype=np.int64)
+    new_of[keep] = np.arange(len(keep))
+    kept = new_of[ev.sentence_paragraph] >= 0
+    position = np.cumsum(kept) - 1
+    chunks = kept[ev.chunk_first] if len(ev.chunk_first) else np.zeros(0, dtype=bool)
+    sub = Evidence(
+        paragraphs=len(keep),
+        sentence_paragraph=new_of[ev.sentence_paragraph[kept]],
+        sentence_cosine=ev.sentence_cosine[kept],
+        chunk_cosine=ev.chunk_cosine[chunks],
+        chunk_first=position[ev.chunk_first[chunks]],
+        chunk_last=position[ev.chunk_last[chunks] - 1] + 1,
+        paragraph_bm25=ev.paragraph_bm25[keep],
+        sentence_bm25=ev.sentence_bm25[kept],
+        presence=ev.presence[kept],
+        sentence_bigrams=ev.sentence_bigrams[kept],
+        paragraph_bigrams=ev.paragraph_bigrams[keep],
+        pairs=ev.pairs,
+        sentence_digit=ev.sentence_digit[kept],
+        sentence_words=ev.sentence_words[kept],
+        sentence_unique=ev.sentence_unique[kept],
+        weights=ev.weights,
+        known=ev.known,
+    )
+    return sub, numbers[kept], keep
+
+
 def _cases(
     searcher: Searcher,
     number_of: dict[int, int],
     asked: list[tuple[str, int, tuple[tuple[int, int], ...], tuple]],
     mode: str,
+    impossible: frozenset[str] = frozenset(),
+    hold_back_every: int = 0,
 ) -> list[Case]:
+    """Return the cases of the ``asked`` questions; with ``hold_back_every`` N, every N-th answerable question is
+    also asked with its answering paragraph held back (a question on the topic that the collection does not answer).
+    """
     out = []
-    for text, article, gold, answers in asked:
+    for n, (text, article, gold, answers) in enumerate(asked):
         c = searcher.candidates(text)
         ev, numbers = searcher.evidence(text, c)
-        f = features(ev, text)
-        pairs = [(number_of[data.key], p) for data, p in c.pairs]
-        gold_at = tuple(i for i, pair in enumerate(pairs) if pair in gold)
-        hits = np.zeros(len(numbers), dtype=bool)
-        if answers:
-            for i, (local, number) in enumerate(zip(ev.sentence_paragraph, numbers, strict=True)):
-                if local in gold_at:
-                    hits[i] = contains_answer(c.pairs[local][0].sentence_text(int(number)), answers)
-        out.append(
-            Case(
-                article=article,
-                mode=mode,
-                answerable=bool(answers),
-                paragraphs=f.paragraphs,
-                sentences=f.sentences,
-                sentence_paragraph=ev.sentence_paragraph,
-                gold=gold_at,
-                article_of=np.array([a for a, _ in pairs]),
-                sentence_hits=hits,
-                features=f,
-                backgrounds=[data.background for data, _ in c.pairs],
-                question=text,
-                pairs=c.pairs,
-                numbers=numbers,
-                weights=TermWeights(
-                    {t: float(w) for t, w, k in zip(c.terms, c.weights, c.known, strict=True) if k}, c.unknown_weight
-                ),
-            )
-        )
+        gold_at = tuple(i for i, (data, p) in enumerate(c.pairs) if (number_of[data.key], p) in gold)
+        out.append(_case(c, ev, numbers, number_of, text, article, gold_at, answers, mode, text in impossible))
+        if hold_back_every and answers and gold_at and n % hold_back_every == 0 and len(gold_at) < len(c.pairs):
+            sub, sub_numbers, keep = _hold_back(ev, numbers, gold_at)
+            held = Candidates(**{**c.__dict__, "pairs": [c.pairs[i] for i in keep]})
+            out.append(_case(held, sub, sub_numbers, number_of, text, article, (), (), mode, False, held_back=True))
     return out
 
 
-def collect(path: Path, cache: Path, offtopic: int, library: bool = True) -> list[Case]:
+def _case(
+    c: Candidates,
+    ev: Evidence,
+    numbers: np.ndarray,
+    number_of: dict[int, int],
+    text: str,
+    article: int,
+    gold_at: tuple[int, ...],
+    answers: tuple,
+    mode: str,
+    impossible: bool,
+    held_back: bool = False,
+) -> Case:
+    """Return one case: the features of ``text`` against the candidates ``c`` and what is right."""
+    f = features(ev, text)
+    hits = np.zeros(len(numbers), dtype=bool)
+    if answers:
+        for i, (local, number) in enumerate(zip(ev.sentence_paragraph, numbers, strict=True)):
+            if local in gold_at:
+                hits[i] = contains_answer(c.pairs[local][0].sentence_text(int(number)), answers)
+    return Case(
+        article=article,
+        mode=mode,
+        answerable=bool(answers),
+        paragraphs=f.paragraphs,
+        sentences=f.sentences,
+        sentence_paragraph=ev.sentence_paragraph,
+        gold=gold_at,
+        article_of=np.array([number_of[data.key] for data, _ in c.pairs]),
+        sentence_hits=hits,
+        features=f,
+        backgrounds=[data.background for data, _ in c.pairs],
+        question=text,
+        pairs=c.pairs,
+        numbers=numbers,
+        weights=TermWeights(
+            {t: float(w) for t, w, k in zip(c.terms, c.weights, c.known, strict=True) if k}, c.unknown_weight
+        ),
+        unanswerable=not answers and impossible,
+        held_back=held_back,
+    )
+
+
+def collect(
+    path: Path,
+    cache: Path,
+    offtopic: int,
+    library: bool = True,
+    squad2: Path | None = None,
+    hold_back_every: int = 2,
+) -> list[Case]:
+    """Return the cases of the SQuAD file at ``path`` (and, in mode "squad2", of the SQuAD 2.0 file ``squad2``)."""
     squad = load_squad(path)
     config = IndexConfig(seed=False)
     cache.mkdir(parents=True, exist_ok=True)
@@ -187,7 +280,13 @@ def collect(path: Path, cache: Path, offtopic: int, library: bool = True) -> lis
         gold_of = {q.question: tuple((number, i) for i in mappings[number][q.paragraph]) for q in item.questions}
         asked = [(q.question, number, gold_of[q.question], q.answers) for q in item.questions if not q.impossible]
         asked += [(t, number, (), ()) for t in offtopic_questions(squad, number, offtopic, seed=1)]
-        cases += _cases(Searcher(one, embedder), {key: number}, asked, "article")  # type: ignore[arg-type]
+        cases += _cases(
+            Searcher(one, embedder),  # type: ignore[arg-type]
+            {key: number},
+            asked,
+            "article",
+            hold_back_every=hold_back_every,
+        )
         number_of[whole.add(article, embedder).record.key] = number  # type: ignore[arg-type]
         embedder.save()
     if library:
@@ -200,6 +299,21 @@ def collect(path: Path, cache: Path, offtopic: int, library: bool = True) -> lis
                         (q.question, number, tuple((number, i) for i in mappings[number][q.paragraph]), q.answers)
                     )
         cases += _cases(searcher, number_of, asked, "library")
+    if squad2 is not None:
+        number_by_title = {item.title: number for number, item in enumerate(squad)}
+        for item in load_squad(squad2):
+            number = number_by_title[item.title]  # its SQuAD 1.1 namesake's number: the same fold
+            article = squad_to_article(item)
+            one = Library(None, config)
+            key = one.add(article, embedder).record.key  # type: ignore[arg-type]
+            mapping = map_paragraphs(article, item.contexts)
+            asked = [
+                (q.question, number, tuple((number, i) for i in mapping[q.paragraph]), q.answers)
+                for q in item.questions
+            ]
+            impossible = frozenset(q.question for q in item.questions if q.impossible)
+            cases += _cases(Searcher(one, embedder), {key: number}, asked, "squad2", impossible)  # type: ignore[arg-type]
+            embedder.save()
     embedder.save()
     return cases
 
@@ -246,98 +360,187 @@ def fit_softmax(groups: list[np.ndarray], positives: list[np.ndarray], l2: float
 # --- cross-validation --------------------------------------------------------------------------------
 
 
-def sentence_groups(cases: list[Case]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+class AnswerScores:
+    """The answer-sentence model's logits for each case, cached on disk.
+
+    With ``held_out`` (cross-validation), a case is scored by the model that never saw its article
+    (``FOLD_MODELS/fold-K``, K its article's fold, made by ``benchmarks/answer_model.py --fold K``); without,
+    by the shipped model. The cache is keyed by the models' files, so a retrained model is scored anew.
+    """
+
+    def __init__(self, folds: int, held_out: bool, cache: Path, fold_models: Path = FOLD_MODELS) -> None:
+        self.folds = folds
+        directories = (
+            {k: fold_models / f"fold-{k}" for k in range(folds)} if held_out else dict.fromkeys(range(folds), None)
+        )
+        self._directories = {k: d or SHIPPED_ANSWER_MODEL for k, d in directories.items()}
+        missing = [str(d) for d in self._directories.values() if not (d / ANSWER_MODEL_FILE).exists()]
+        if missing:
+            raise SystemExit(f"no answer-sentence model in {', '.join(sorted(set(missing)))}: train it first")
+        stamp = _cache_key(
+            *(hashlib.sha256((d / ANSWER_MODEL_FILE).read_bytes()).hexdigest() for d in self._directories.values())
+        )
+        self._path = cache / f"answer-logits-{stamp}.json"
+        self._logits: dict[str, float] = json.loads(self._path.read_text()) if self._path.exists() else {}
+        self._models: dict[Path, AnswerModel] = {}
+        self._dirty = 0
+
+    def __call__(self, c: Case, chosen: np.ndarray) -> np.ndarray:
+        """Return the logits of case ``c``'s candidate sentences ``chosen``."""
+        fold = c.article % self.folds
+        texts = [c.sentence_text(int(i)) for i in chosen]
+        keys = [f"{fold}\0{c.question}\0{t}" for t in texts]
+        todo = [i for i, k in enumerate(keys) if k not in self._logits]
+        if todo:
+            directory = self._directories[fold]
+            model = self._models.get(directory)
+            if model is None:
+                model = self._models[directory] = AnswerModel(directory, threads=2)
+            for i, value in zip(todo, model.score(c.question, [texts[i] for i in todo]), strict=True):
+                self._logits[keys[i]] = float(value)
+            self._dirty += len(todo)
+            if self._dirty > 20000:
+                self.save()
+        return np.array([self._logits[k] for k in keys], dtype=np.float64)
+
+    def save(self) -> None:
+        if self._dirty:
+            self._path.write_text(json.dumps(self._logits))
+            self._dirty = 0
+
+
+@dataclass
+class Staged:
+    """One case's first-stage scores and what the answer model read."""
+
+    paragraph: np.ndarray
+    sentence: np.ndarray
+    read: AnswerEvidence
+
+
+def first_stage(c: Case, paragraph: Linear, sentence: Linear, scores: AnswerScores, budget: tuple[int, ...]) -> Staged:
+    """Return case ``c``'s first-stage scores and the answer model's logits of the sentences it reads."""
+    p, s = paragraph(c.paragraphs), sentence(c.sentences)
+    chosen = answer_candidates(p, s, c.sentence_paragraph, budget)
+    return Staged(p, s, spread(scores(c, chosen), chosen, c.sentence_paragraph, len(c.paragraphs)))
+
+
+def sentence_groups(cases: list[Case], columns: list[np.ndarray] | None = None) -> tuple[list, list]:
+    """Return the sentence groups (the answering paragraph's sentences) and their positives, for a softmax."""
     groups, positives = [], []
-    for c in cases:
+    for n, c in enumerate(cases):
         if not c.answerable or not c.gold:
             continue
         members = np.flatnonzero(np.isin(c.sentence_paragraph, c.gold))
         hits = c.sentence_hits[members]
         if hits.any() and not hits.all():
-            groups.append(c.sentences[members])
+            rows = c.sentences if columns is None else columns[n]
+            groups.append(rows[members])
             positives.append(hits)
     return groups, positives
 
 
-def paragraph_groups(cases: list[Case]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def paragraph_groups(cases: list[Case], columns: list[np.ndarray] | None = None) -> tuple[list, list]:
+    """Return the candidate paragraph groups and their positives (the answering paragraphs), for a softmax."""
     groups, positives = [], []
-    for c in cases:
+    for n, c in enumerate(cases):
         if c.answerable and c.gold:
             pos = np.zeros(len(c.paragraphs), dtype=bool)
             pos[list(c.gold)] = True
-            groups.append(c.paragraphs)
+            groups.append(c.paragraphs if columns is None else columns[n])
             positives.append(pos)
     return groups, positives
 
 
-def predict(c: Case, paragraph: Linear, sentence: Linear) -> tuple[np.ndarray, int, int | None]:
-    scores = paragraph(c.paragraphs)
+def predict(c: Case, ranker: Ranker, staged: Staged) -> tuple[np.ndarray, int, int | None]:
+    """Return the paragraph order, the first paragraph and its marked sentence, as the searcher decides them."""
+    scores = ranker.rerank_paragraph(np.column_stack([staged.paragraph, staged.read.paragraph]))
     order = np.argsort(-scores, kind="stable")
     top = int(order[0])
     members = np.flatnonzero(c.sentence_paragraph == top)
-    best = int(members[np.argmax(sentence(c.sentences[members]))]) if len(members) else None
-    return order, top, best
+    if not len(members):
+        return order, top, None
+    s = ranker.rerank_sentence(np.column_stack([staged.sentence[members], staged.read.sentence[members]]))
+    return order, top, int(members[np.argmax(s)])
 
 
-def _decision_row(c: Case, paragraph: Linear, sentence: Linear) -> np.ndarray:
-    _, top, best = predict(c, paragraph, sentence)
-    return decision_features(c.features, top, best, c.backgrounds[top], c.signals(top, best))
+def _decision_row(c: Case, ranker: Ranker, staged: Staged) -> np.ndarray:
+    _, top, best = predict(c, ranker, staged)
+    return decision_features(
+        c.features, top, best, c.backgrounds[top], c.signals(top, best), staged.read.decision(best)
+    )
 
 
-def fit_decision(cases: list[Case], paragraph: Linear, sentence: Linear, c_value: float) -> Linear:
-    x = np.array([_decision_row(c, paragraph, sentence) for c in cases])
+def fit_decision(cases: list[Case], ranker: Ranker, staged: list[Staged], c_value: float) -> Linear:
+    x = np.array([_decision_row(c, ranker, st) for c, st in zip(cases, staged, strict=True)])
     y = np.array([c.answerable for c in cases])
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale < 1e-9] = 1.0
-    model = LogisticRegression(C=c_value, class_weight="balanced", max_iter=1000).fit((x - mean) / scale, y)
+    model = LogisticRegression(C=c_value, class_weight="balanced", max_iter=2000).fit((x - mean) / scale, y)
     return Linear(DECISION_FEATURES, mean, scale, model.coef_[0], float(model.intercept_[0]))
 
 
-def shipped_decision() -> Linear:
-    """Return the found/not-found model in ``index/data/ranker.json`` (read alone: the rest may be refitted)."""
-    data = json.loads(OUTPUT.read_text())
-    return Linear.from_dict(data["decision"], DECISION_FEATURES)
+def fit_all(
+    cases: list[Case],
+    l2: float,
+    c_value: float,
+    scores: AnswerScores,
+    keep_first_stage: bool = False,
+    budget: tuple[int, ...] = ANSWER_SENTENCES,
+) -> Ranker:
+    """Fit every model on ``cases``: the first stage (or keep the shipped one), the second, the decision."""
+    if keep_first_stage:
+        shipped = default_ranker()
+        paragraph, sentence = shipped.paragraph, shipped.sentence
+    else:
+        paragraph = fit_softmax(*paragraph_groups(cases), l2, PARAGRAPH_FEATURES)
+        sentence = fit_softmax(*sentence_groups(cases), l2, SENTENCE_FEATURES)
+    staged = [first_stage(c, paragraph, sentence, scores, budget) for c in cases]
+    p_columns = [np.column_stack([st.paragraph, st.read.paragraph]) for st in staged]
+    s_columns = [np.column_stack([st.sentence, st.read.sentence]) for st in staged]
+    rerank_paragraph = fit_softmax(*paragraph_groups(cases, p_columns), l2, RERANK_PARAGRAPH_FEATURES)
+    rerank_sentence = fit_softmax(*sentence_groups(cases, s_columns), l2, RERANK_SENTENCE_FEATURES)
+    # Without a decision yet, the ranker orders and marks as it will; the decision is fitted on what it marks.
+    ranker = Ranker(paragraph, sentence, rerank_paragraph, rerank_sentence, shipped_decision_placeholder())
+    return Ranker(paragraph, sentence, rerank_paragraph, rerank_sentence, fit_decision(cases, ranker, staged, c_value))
 
 
-def _shipped_about() -> str:
-    return str(json.loads(OUTPUT.read_text()).get("about", ""))
+def shipped_decision_placeholder() -> Linear:
+    """Return a decision model that decides nothing (only while the others are being fitted)."""
+    zeros = np.zeros(len(DECISION_FEATURES))
+    return Linear(DECISION_FEATURES, zeros, np.ones_like(zeros), zeros)
 
 
-def fit_all(cases: list[Case], l2: float, c_value: float, keep_decision: bool = False) -> Ranker:
-    paragraph = fit_softmax(*paragraph_groups(cases), l2, PARAGRAPH_FEATURES)
-    sentence = fit_softmax(*sentence_groups(cases), l2, SENTENCE_FEATURES)
-    if keep_decision:
-        return Ranker(paragraph, sentence, shipped_decision())
-    return Ranker(paragraph, sentence, fit_decision(cases, paragraph, sentence, c_value))
-
-
-def held_out(cases: list[Case], ranker: Ranker) -> list[dict[str, float]]:
+def held_out(
+    cases: list[Case], ranker: Ranker, scores: AnswerScores, budget: tuple[int, ...] = ANSWER_SENTENCES
+) -> list[dict[str, float]]:
     """Return, per question, what the ranker does with it: the rank of the gold paragraph, the hit, the probability."""
     out = []
     for c in cases:
-        order, top, best = predict(c, ranker.paragraph, ranker.sentence)
+        staged = first_stage(c, ranker.paragraph, ranker.sentence, scores, budget)
+        order, top, best = predict(c, ranker, staged)
         rank = next((i for i, q in enumerate(order[:20]) if q in c.gold), None)
         out.append(
             {
                 "mode": c.mode,
                 "answerable": c.answerable,
+                "unanswerable": c.unanswerable,
+                "held_back": c.held_back,
                 "rank": rank,
                 "article_hit": bool(c.article_of[top] == c.article),
                 "highlight": best is not None and bool(c.sentence_hits[best]),
-                "probability": ranker.confidence(
-                    decision_features(c.features, top, best, c.backgrounds[top], c.signals(top, best))
-                ),
+                "probability": ranker.confidence(_decision_row(c, ranker, staged)),
             }
         )
     return out
 
 
 def metrics(rows: list[dict[str, float]], threshold: float) -> dict[str, float]:
-    """Pool per-question results into the metrics of ``citebot eval``."""
+    """Pool per-question results into the metrics of ``citebot eval`` (and SQuAD 2.0's, when there are some)."""
     answerable = [r for r in rows if r["answerable"]]
-    offtopic = [r for r in rows if not r["answerable"]]
-    n = len(answerable)
-    return {
+    offtopic = [r for r in rows if not r["answerable"] and not r["unanswerable"] and not r["held_back"]]
+    n = max(len(answerable), 1)
+    out = {
         "paragraph_r1": sum(r["rank"] == 0 for r in answerable) / n,
         "paragraph_r3": sum(r["rank"] is not None and r["rank"] < 3 for r in answerable) / n,
         "mrr": sum(1 / (r["rank"] + 1) for r in answerable if r["rank"] is not None) / n,
@@ -346,11 +549,28 @@ def metrics(rows: list[dict[str, float]], threshold: float) -> dict[str, float]:
         "offtopic_rejected": sum(r["probability"] < threshold for r in offtopic) / max(len(offtopic), 1),
         "article_r1": sum(r["article_hit"] for r in answerable) / n,
     }
+    held = [r for r in rows if r["held_back"]]
+    if held:
+        out["held_back_rejected"] = sum(r["probability"] < threshold for r in held) / len(held)
+    unanswerable = [r for r in rows if r["unanswerable"]]
+    if unanswerable and answerable:
+        out["unanswerable_rejected"] = sum(r["probability"] < threshold for r in unanswerable) / len(unanswerable)
+        # The cut-off at which 0.90 of the answerable questions are still found, and what it rejects.
+        cut = float(np.quantile([r["probability"] for r in answerable], 0.10))
+        out["unanswerable_rejected_at_found_0.90"] = sum(r["probability"] < cut for r in unanswerable) / len(
+            unanswerable
+        )
+    return out
+
+
+def _budget(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(","))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("squad", type=Path)
+    parser.add_argument("--squad2", type=Path, help="also ask this SQuAD 2.0 file's questions (same articles)")
     parser.add_argument("--folds", type=int, default=6)
     parser.add_argument("--l2", type=float, default=0.01)
     parser.add_argument("--C", type=float, default=1.0, dest="c_value")
@@ -360,22 +580,21 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help=f"refit on everything and write {OUTPUT}")
     parser.add_argument("--per-article", action="store_true", help="fit on one-article libraries only")
     parser.add_argument(
-        "--compare", type=Path, metavar="RANKER_JSON", help="also score these fitted weights (no fitting) on every case"
+        "--budget",
+        type=_budget,
+        default=ANSWER_SENTENCES,
+        help="sentences the answer model reads per first-stage paragraph rank, e.g. 2,1,1 "
+        "(default: index.search.rerank.ANSWER_SENTENCES)",
     )
     parser.add_argument(
-        "--keep-decision",
+        "--keep-first-stage",
         action="store_true",
-        help="refit the paragraph and sentence models only; keep the shipped found/not-found decision",
+        help="keep the shipped first-stage paragraph and sentence models; fit the second stage and the decision",
     )
+    parser.add_argument("--answer-models", type=Path, default=FOLD_MODELS, help="where the fold-K models are")
     args = parser.parse_args()
-    cases = collect(args.squad, args.cache, args.offtopic, library=not args.per_article)
-    if args.compare:
-        other = Ranker.from_dict(json.loads(args.compare.read_text()))
-        rows = held_out(cases, other)
-        print(f"{args.compare} on every case (as fitted, not held out):")
-        for mode in ("article", "library"):
-            chosen = [r for r in rows if r["mode"] == mode]
-            print(f"  {mode} search: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics(chosen, args.threshold).items()))
+    cases = collect(args.squad, args.cache, args.offtopic, library=not args.per_article, squad2=args.squad2)
+    held = AnswerScores(args.folds, held_out=True, cache=args.cache, fold_models=args.answer_models)
     articles = sorted({c.article for c in cases})
     folds = [articles[i :: args.folds] for i in range(args.folds)]
     rows: list[dict[str, float]] = []
@@ -383,43 +602,50 @@ def main() -> int:
     for fold in folds:
         train = [c for c in cases if c.article not in fold]
         test = [c for c in cases if c.article in fold]
-        fold_rows = held_out(test, fit_all(train, args.l2, args.c_value, args.keep_decision))
+        ranker = fit_all(train, args.l2, args.c_value, held, args.keep_first_stage, args.budget)
+        fold_rows = held_out(test, ranker, held, args.budget)
         rows += fold_rows
         per_fold.append(metrics(fold_rows, args.threshold))
+        held.save()
     print(
         f"{args.folds}-fold article-wise cross-validation ({len(articles)} articles, {len(cases)} questions, "
-        f"threshold {args.threshold}); every number is on held-out articles:"
+        f"threshold {args.threshold}, answer model reads {args.budget}); every number is on held-out articles, "
+        "the answer-sentence model's included:"
     )
-    cv = metrics(rows, args.threshold)
+    cv = metrics([r for r in rows if r["mode"] != "squad2"], args.threshold)
     for key, value in cv.items():
-        spread = f"(folds {min(f[key] for f in per_fold):.3f}-{max(f[key] for f in per_fold):.3f})"
-        print(f"  {key:22s} {value:.3f} {spread}")
-    for mode in ("article", "library"):
+        spread_ = f"(folds {min(f[key] for f in per_fold):.3f}-{max(f[key] for f in per_fold):.3f})"
+        print(f"  {key:22s} {value:.3f} {spread_}")
+    for mode in ("article", "library", "squad2"):
         chosen = [r for r in rows if r["mode"] == mode]
         if any(r["answerable"] for r in chosen):
-            print(f"  {mode} search: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics(chosen, args.threshold).items()))
+            print(f"  {mode}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics(chosen, args.threshold).items()))
     for threshold in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
-        m = metrics(rows, threshold)
+        m = metrics([r for r in rows if r["mode"] != "squad2"], threshold)
         print(
             f"  threshold {threshold:.2f}: answerable_found {m['answerable_found']:.3f}, "
             f"offtopic_rejected {m['offtopic_rejected']:.3f}"
         )
     if args.write:
-        ranker = fit_all(cases, args.l2, args.c_value, args.keep_decision)
+        # The second stage and the decision are fitted on held-out logits (each case scored by the fold model
+        # that never saw it), which is how the shipped model's logits look on articles it never saw.
+        ranker = fit_all(cases, args.l2, args.c_value, held, args.keep_first_stage, args.budget)
         ranker = Ranker(
             ranker.paragraph,
             ranker.sentence,
+            ranker.rerank_paragraph,
+            ranker.rerank_sentence,
             ranker.decision,
             about=(
-                f"Fitted by benchmarks/tune.py on {args.squad.name} ({len(articles)} articles, l2={args.l2}, "
-                f"C={args.c_value}{', decision kept: ' + _shipped_about() if args.keep_decision else ''}); "
-                f"{args.folds}-fold article-wise CV: " + ", ".join(f"{k} {v:.3f}" for k, v in cv.items())
+                f"Fitted by benchmarks/tune.py on {args.squad.name}"
+                f"{' and ' + args.squad2.name if args.squad2 else ''} ({len(articles)} articles, l2={args.l2}, "
+                f"C={args.c_value}, answer model reads {args.budget}); {args.folds}-fold article-wise CV: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in cv.items())
             ),
         )
         OUTPUT.write_text(json.dumps(ranker.to_dict(), indent=1) + "\n")
         print(f"wrote {OUTPUT}")
-        train = metrics(held_out(cases, ranker), args.threshold)
-        print("training fit, for reference only:", json.dumps({k: round(v, 3) for k, v in train.items()}))
+    held.save()
     return 0
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from index.analysis.background import Background
 from index.search.answerability import FEATURES as ANSWERABILITY_FEATURES
+from index.search.rerank import ANSWER_FEATURES
 
 #: Questions that ask for a number, a date or an amount: their answer sentence usually holds a digit.
 NUMERIC_QUESTION = re.compile(
@@ -61,6 +62,7 @@ DECISION_FEATURES = (
     "top_sentence_idf_coverage",  # share found in the marked sentence
     "no_terms",  # the question has no content word at all
     *ANSWERABILITY_FEATURES,  # can the marked sentence answer it (index.search.answerability.signals), by name
+    *ANSWER_FEATURES,  # what the answer-sentence model makes of it (index.search.rerank)
 )
 
 
@@ -260,12 +262,14 @@ def decision_features(
     top_sentence: int | None,
     background: Background,
     signals: Mapping[str, float],
+    answer: tuple[float, float],
 ) -> np.ndarray:
     """Return the question-level features of the "does the collection answer it" decision.
 
     The cosines are measured against the top paragraph's article's ``background`` (how close unrelated
     questions come to it), so one cut-off suits narrow and broad articles; ``signals`` are
-    :func:`index.search.answerability.signals` of the marked sentence, taken by name.
+    :func:`index.search.answerability.signals` of the marked sentence, taken by name; ``answer`` the
+    answer-sentence model's :data:`index.search.rerank.ANSWER_FEATURES`.
     """
     return np.array(
         [
@@ -277,6 +281,7 @@ def decision_features(
             f.sentence_idf_coverage[top_sentence] if top_sentence is not None else 0.0,
             0.0 if f.has_terms else 1.0,
             *(float(signals[name]) for name in ANSWERABILITY_FEATURES),
+            *answer,
         ],
         dtype=np.float64,
     )

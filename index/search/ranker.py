@@ -1,6 +1,6 @@
 """Ranker: the fitted linear models that weigh the features of :mod:`index.search.features`.
 
-Three small linear models, fitted by ``benchmarks/tune.py`` on SQuAD with
+Small linear models, fitted by ``benchmarks/tune.py`` on SQuAD with
 article-wise cross-validation and shipped as ``index/data/ranker.json``,
 turn the features into:
 
@@ -8,8 +8,11 @@ turn the features into:
   the answering paragraph first);
 * a sentence score (a softmax over a paragraph's sentences was fitted to pick
   the one holding the answer);
+* the same two again in the second stage, with the answer-sentence model's logits beside the first
+  stage's scores (:mod:`index.search.rerank`);
 * the probability that the collection answers the question at all (a logistic
-  regression of questions from the articles against questions from elsewhere).
+  regression of questions from the articles against questions from elsewhere
+  and SQuAD 2.0's unanswerable ones).
 
 Everything here is numpy; nothing is fitted at run time.
 """
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from index.search.features import DECISION_FEATURES, PARAGRAPH_FEATURES, SENTENCE_FEATURES
+from index.search.rerank import RERANK_PARAGRAPH_FEATURES, RERANK_SENTENCE_FEATURES
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,12 @@ class Linear:
 
 @dataclass(frozen=True)
 class Ranker:
-    """The three fitted models."""
+    """The fitted models: the first stage's paragraph and sentence scores, the second stage's, the decision."""
 
     paragraph: Linear
     sentence: Linear
+    rerank_paragraph: Linear
+    rerank_sentence: Linear
     decision: Linear
     about: str = ""
 
@@ -77,6 +83,8 @@ class Ranker:
         return cls(
             paragraph=Linear.from_dict(data["paragraph"], PARAGRAPH_FEATURES),
             sentence=Linear.from_dict(data["sentence"], SENTENCE_FEATURES),
+            rerank_paragraph=Linear.from_dict(data["rerank_paragraph"], RERANK_PARAGRAPH_FEATURES),
+            rerank_sentence=Linear.from_dict(data["rerank_sentence"], RERANK_SENTENCE_FEATURES),
             decision=Linear.from_dict(data["decision"], DECISION_FEATURES),
             about=str(data.get("about", "")),
         )
@@ -86,6 +94,8 @@ class Ranker:
             "about": self.about,
             "paragraph": self.paragraph.to_dict(),
             "sentence": self.sentence.to_dict(),
+            "rerank_paragraph": self.rerank_paragraph.to_dict(),
+            "rerank_sentence": self.rerank_sentence.to_dict(),
             "decision": self.decision.to_dict(),
         }
 

@@ -5,8 +5,10 @@ library's faiss index, and the paragraphs BM25 scores highest (a scope of at mos
 :data:`SCORE_WHOLE` paragraphs, such as one news article, is taken whole). Second, for the candidates
 only, the evidence (cosines of every sentence and sentence window, BM25 of paragraphs and sentences,
 which question words each sentence holds) becomes the named features of :mod:`index.search.features`, which
-the fitted models of :mod:`index.search.ranker` weigh. Statistics (IDF, BM25's document frequencies) are those
-of the collection searched: the whole library, or the articles in scope.
+the fitted models of :mod:`index.search.ranker` weigh; then the answer-sentence model reads the best few
+sentences and its logits reorder them and weigh in the verdict (:mod:`index.search.rerank`). Statistics
+(IDF, BM25's document frequencies) are those of the collection searched: the whole library, or the articles
+in scope.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from index.search.bm25 import bm25_idf, bm25_tf, term_counts
 from index.search.features import DECISION_FEATURES, Evidence, Features, decision_features, features
 from index.search.library_index import ArticleData, LibraryIndex
 from index.search.ranker import Ranker, default_ranker
+from index.search.rerank import answer_candidates, spread
 from index.store.library import Library
 from index.store.vectors import split_id
 
 if TYPE_CHECKING:
+    from index.analysis.answer_model import AnswerModel
     from index.analysis.embed import Embedder
 
 #: A scope of at most this many paragraphs is scored whole: no first stage.
@@ -105,12 +109,20 @@ class Searcher:
         library: the library to search.
         embedder: the model its vectors were made with (used for questions).
         ranker: the fitted weights; the shipped ones by default.
+        answer_model: the answer-sentence model; the shipped one by default (loaded on first use).
     """
 
-    def __init__(self, library: Library, embedder: Embedder, ranker: Ranker | None = None) -> None:
+    def __init__(
+        self,
+        library: Library,
+        embedder: Embedder,
+        ranker: Ranker | None = None,
+        answer_model: AnswerModel | None = None,
+    ) -> None:
         self.library = library
         self.embedder = embedder
         self._ranker = ranker
+        self._answer_model = answer_model
         self._query_cache: dict[str, np.ndarray] = {}
         self._index: LibraryIndex | None = None
 
@@ -120,6 +132,15 @@ class Searcher:
         if self._ranker is None:
             self._ranker = default_ranker()
         return self._ranker
+
+    @property
+    def answer_model(self) -> AnswerModel:
+        """The answer-sentence model (the shipped one unless another was given), loaded on first use."""
+        if self._answer_model is None:
+            from index.analysis.answer_model import default_answer_model
+
+            self._answer_model = default_answer_model()
+        return self._answer_model
 
     @property
     def index(self) -> LibraryIndex:
@@ -293,11 +314,16 @@ class Searcher:
             return Ranking((), 0.0, None, None, c.articles)
         ev, numbers = self.evidence(question, c)
         f = features(ev, question)
-        logits = self.ranker.paragraph(f.paragraphs)
+        sp = ev.sentence_paragraph
+        first_paragraph = self.ranker.paragraph(f.paragraphs)
+        first_sentence = self.ranker.sentence(f.sentences)
+        chosen = answer_candidates(first_paragraph, first_sentence, sp)
+        texts = [c.pairs[int(sp[i])][0].sentence_text(int(numbers[i])) for i in chosen]
+        read = spread(self.answer_model.score(question, texts), chosen, sp, len(c.pairs))
+        logits = self.ranker.rerank_paragraph(np.column_stack([first_paragraph, read.paragraph]))
+        s_score = self.ranker.rerank_sentence(np.column_stack([first_sentence, read.sentence]))
         share = np.exp(logits - logits.max(initial=0.0))
         share /= share.sum() or 1.0
-        s_score = self.ranker.sentence(f.sentences)
-        sp = ev.sentence_paragraph
         order = np.argsort(-logits, kind="stable")
         s_order = np.lexsort((-s_score, sp))  # by paragraph, best sentence first
         bounds = np.searchsorted(sp[s_order], np.arange(len(c.pairs) + 1))
@@ -329,7 +355,7 @@ class Searcher:
             weights,
             tokenize(question),
         )
-        x = decision_features(f, top, best, data.background, found)
+        x = decision_features(f, top, best, data.background, found, read.decision(best))
         decision = dict(zip(DECISION_FEATURES, (float(v) for v in x), strict=True))
         return Ranking(tuple(scored), self.ranker.confidence(x), f, ev, c.articles, decision)
 
