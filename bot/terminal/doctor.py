@@ -95,6 +95,7 @@ def cmd_doctor(args: argparse.Namespace, _settings: Settings) -> int:
     settings, findings = read_settings(os.environ, Path(".env"))
     findings += [check_token(settings), *check_imports(), check_versions()]
     findings += check_model(settings, args.deep)
+    findings.append(check_answer_model(args.deep))
     data_dir = settings.index.data_dir
     directory = check_directory(data_dir)
     findings.append(directory)
@@ -320,6 +321,26 @@ def check_model(settings: Settings, deep: bool = False) -> list[Finding]:
     if deep:
         found.append(_load_model(settings))
     return found
+
+
+def check_answer_model(deep: bool = False, directory: Path | None = None) -> Finding:
+    """Return a finding on the shipped answer-sentence model's files (``deep``: also load it and score a pair)."""
+    from index.analysis.answer_model import DEFAULT_DIRECTORY, MODEL_FILE, TOKENIZER_FILE, AnswerModel
+    from index.errors import ModelError
+    from index.store.check import OK, PROBLEM, Finding
+
+    directory = directory or DEFAULT_DIRECTORY
+    absent = [name for name in (MODEL_FILE, TOKENIZER_FILE) if not _nonempty(directory / name)]
+    if absent:
+        return Finding("answer model", PROBLEM, f"{directory} lacks its {', '.join(absent)}", REINSTALL)
+    size = (directory / MODEL_FILE).stat().st_size
+    if deep:
+        try:
+            AnswerModel(directory).score("Is it whole?", ["It is whole."])
+        except ModelError as exc:
+            return Finding("answer model", PROBLEM, str(exc), REINSTALL)
+        return Finding("answer model", OK, f"{directory}: loads and scores ({size / 1e6:.0f} MB)")
+    return Finding("answer model", OK, f"{directory}: model and tokenizer present ({size / 1e6:.0f} MB, not loaded)")
 
 
 def _onnx_export(settings: Settings, location: Path) -> list[Finding]:

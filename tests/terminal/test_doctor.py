@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.terminal.doctor import check_answer_model
+from index.analysis.answer_model import DEFAULT_DIRECTORY, MODEL_FILE, TOKENIZER_FILE
 from index.analysis.embed import Embedder
 from index.config import IndexConfig
 from index.search.retrieve import Searcher
@@ -250,3 +252,15 @@ def test_search_index_absent_current_and_damaged(run_citebot: Run, data: Path, e
     (line,) = _lines(result, "problem", "search index")
     assert "is damaged" in line and "builds it again" in line
     assert _snapshot(data) == before  # reported, not repaired or deleted
+
+
+def test_answer_model_present_missing_and_damaged(tmp_path: Path) -> None:
+    assert check_answer_model(deep=True).status == "ok"
+    assert check_answer_model(directory=tmp_path).status == "problem"
+    assert MODEL_FILE in check_answer_model(directory=tmp_path).message
+    (tmp_path / MODEL_FILE).write_bytes(b"garbage")
+    (tmp_path / TOKENIZER_FILE).write_bytes((DEFAULT_DIRECTORY / TOKENIZER_FILE).read_bytes())
+    assert check_answer_model(directory=tmp_path).status == "ok"  # present; only --deep loads it
+    damaged = check_answer_model(deep=True, directory=tmp_path)
+    assert damaged.status == "problem"
+    assert "\n" not in damaged.message
