@@ -129,3 +129,22 @@ def open_searcher(settings: Settings, article_path: Path | None, embedder: Embed
     searcher = Searcher(library, embedder)
     searcher.index  # noqa: B018 - load (and seed) the library now, not at the first question
     return searcher
+
+
+def trim_heap() -> bool:
+    """Hand the heap's free pages back to the OS (glibc's ``malloc_trim``); return whether it could.
+
+    Loading the models and the library frees tens of megabytes of parse buffers that the allocator keeps for reuse;
+    a long-running front end (the Telegram bot) calls this once after start-up. Elsewhere than glibc, nothing.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): no malloc_trim
+        return False
+    return True

@@ -192,7 +192,7 @@ async def _startup(application: Application) -> None:
     """Load the model and the library (after Telegram accepted the token), pick examples, set the menu."""
     state: BotState = application.bot_data["citebot"]
     article_path: Path | None = application.bot_data["citebot_article"]
-    from bot.loading import open_searcher
+    from bot.loading import open_searcher, trim_heap
 
     state.searcher = searcher = await state.search(partial(open_searcher, state.settings, article_path))
     searcher.embedder.progress = False  # no progress bars in the bot's log when a big article is added
@@ -204,6 +204,7 @@ async def _startup(application: Application) -> None:
     # whose every full pass over them took over a second, and the interpreter's exit 7-36 s (SIGTERM).
     gc.collect()
     gc.freeze()
+    trim_heap()  # what loading freed goes back to the OS: the bot's resident memory is what it keeps
     records = await state.records()
     how = f"webhook at {state.settings.telegram.webhook_url}" if state.settings.telegram.webhook_url else "long polling"
     what = f"“{records[0].label}”" if len(records) == 1 else f"a library of {len(records)} articles"
