@@ -329,15 +329,7 @@ def train(pairs: list[Pair], threads: int):
     running = 0.0
     for step, batch in enumerate(batches):
         chosen = [pairs[i] for i in batch]
-        inputs = tokenizer(
-            [p.question for p in chosen],
-            [p.sentence for p in chosen],
-            truncation=True,
-            max_length=MAX_TOKENS,
-            padding=True,
-            return_tensors="pt",
-        )
-        logits = model(**inputs)
+        logits = model(**_tokenized(tokenizer, chosen, "pt"))
         labels = torch.tensor([p.label for p in chosen])
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight)
         loss.backward()
@@ -351,6 +343,18 @@ def train(pairs: list[Pair], threads: int):
             rate = (step + 1) * BATCH / (time.time() - started)
             print(f"step {step + 1}/{len(batches)} loss {running:.3f} ({rate:.0f} pairs/s)", file=sys.stderr)
     return model.eval(), tokenizer
+
+
+def _tokenized(tokenizer, pairs: list[Pair], tensors: str):
+    """Return the padded (question, sentence) encodings of ``pairs`` as ``tensors`` ("pt" or "np")."""
+    return tokenizer(
+        [p.question for p in pairs],
+        [p.sentence for p in pairs],
+        truncation=True,
+        max_length=MAX_TOKENS,
+        padding=True,
+        return_tensors=tensors,
+    )
 
 
 def export(model, tokenizer, target: Path, check: list[Pair]) -> dict[str, float]:
@@ -375,14 +379,7 @@ def export(model, tokenizer, target: Path, check: list[Pair]) -> dict[str, float
                 dynamo=False,
             )
         quantize_dynamic(str(whole), str(target / MODEL_FILE), weight_type=QuantType.QInt8)
-        inputs = tokenizer(
-            [p.question for p in check],
-            [p.sentence for p in check],
-            truncation=True,
-            max_length=MAX_TOKENS,
-            padding=True,
-            return_tensors="np",
-        )
+        inputs = _tokenized(tokenizer, check, "np")
         feed = {n: inputs[n].astype(np.int64) for n in INPUTS}
         full = onnxruntime.InferenceSession(str(whole), providers=["CPUExecutionProvider"]).run(None, feed)[0]
     quantized = onnxruntime.InferenceSession(str(target / MODEL_FILE), providers=["CPUExecutionProvider"])
