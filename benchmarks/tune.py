@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,6 +255,16 @@ def _case(
     )
 
 
+def _library_offtopic(c: Case) -> bool:
+    """Return whether ``c`` is an off-topic question asked of a library."""
+    return c.mode == "library" and not c.answerable
+
+
+def fold_articles(articles: list[int], folds: int) -> list[list[int]]:
+    """Return the articles of each fold (every ``folds``-th article, in order)."""
+    return [articles[i::folds] for i in range(folds)]
+
+
 def collect(
     path: Path,
     cache: Path,
@@ -261,8 +272,14 @@ def collect(
     library: bool = True,
     squad2: Path | None = None,
     hold_back_every: int = 2,
+    folds: int = 6,
+    library_offtopic: int = 50,
 ) -> list[Case]:
-    """Return the cases of the SQuAD file at ``path`` (and, in mode "squad2", of the SQuAD 2.0 file ``squad2``)."""
+    """Return the cases of the SQuAD file at ``path`` (and, in mode "squad2", of the SQuAD 2.0 file ``squad2``).
+
+    In mode "library", off-topic questions too: ``library_offtopic`` questions of each article, asked of a library of
+    the articles outside its fold (as ``citebot eval --library`` asks the held-out articles' questions).
+    """
     squad = load_squad(path)
     config = IndexConfig(seed=False)
     cache.mkdir(parents=True, exist_ok=True)
@@ -299,6 +316,19 @@ def collect(
                         (q.question, number, tuple((number, i) for i in mappings[number][q.paragraph]), q.answers)
                     )
         cases += _cases(searcher, number_of, asked, "library")
+        for fold in fold_articles(list(range(len(squad))), folds):
+            others = Library(None, config)
+            numbers = {
+                others.add(article, embedder).record.key: number  # type: ignore[arg-type]
+                for number, article in enumerate(articles)
+                if number not in fold
+            }
+            asked = []
+            for number in fold:
+                own = [q.question for q in squad[number].questions if not q.impossible]
+                sample = random.Random(f"library-offtopic:{number}").sample(own, min(library_offtopic, len(own)))
+                asked += [(t, number, (), ()) for t in sample]
+            cases += _cases(Searcher(others, embedder), numbers, asked, "library")  # type: ignore[arg-type]
     if squad2 is not None:
         number_by_title = {item.title: number for number, item in enumerate(squad)}
         for item in load_squad(squad2):
@@ -575,6 +605,18 @@ def main() -> int:
     parser.add_argument("--l2", type=float, default=0.01)
     parser.add_argument("--C", type=float, default=1.0, dest="c_value")
     parser.add_argument("--offtopic", type=int, default=100, help="questions of other articles per article")
+    parser.add_argument(
+        "--library-offtopic",
+        type=int,
+        default=50,
+        help="questions of each article asked of a library without its fold (off-topic in library mode)",
+    )
+    parser.add_argument(
+        "--no-fit-library-offtopic",
+        action="store_false",
+        dest="fit_library_offtopic",
+        help="ask the library's off-topic questions, but leave them out of the fits (to measure what they add)",
+    )
     parser.add_argument("--threshold", type=float, default=0.3, help="the found cut-off (index.answer.MIN_SCORE)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "citebot-tune")
     parser.add_argument("--write", action="store_true", help=f"refit on everything and write {OUTPUT}")
@@ -593,14 +635,22 @@ def main() -> int:
     )
     parser.add_argument("--answer-models", type=Path, default=FOLD_MODELS, help="where the fold-K models are")
     args = parser.parse_args()
-    cases = collect(args.squad, args.cache, args.offtopic, library=not args.per_article, squad2=args.squad2)
+    cases = collect(
+        args.squad,
+        args.cache,
+        args.offtopic,
+        library=not args.per_article,
+        squad2=args.squad2,
+        folds=args.folds,
+        library_offtopic=args.library_offtopic,
+    )
     held = AnswerScores(args.folds, held_out=True, cache=args.cache, fold_models=args.answer_models)
     articles = sorted({c.article for c in cases})
-    folds = [articles[i :: args.folds] for i in range(args.folds)]
+    folds = fold_articles(articles, args.folds)
     rows: list[dict[str, float]] = []
     per_fold = []
     for fold in folds:
-        train = [c for c in cases if c.article not in fold]
+        train = [c for c in cases if c.article not in fold and (args.fit_library_offtopic or not _library_offtopic(c))]
         test = [c for c in cases if c.article in fold]
         ranker = fit_all(train, args.l2, args.c_value, held, args.keep_first_stage, args.budget)
         fold_rows = held_out(test, ranker, held, args.budget)
