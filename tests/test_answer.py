@@ -36,7 +36,7 @@ IMPLIED = "How long has the Syrian civil war lasted?"
 def test_answerable_question_quotes_the_answering_paragraph(seed_searcher: Searcher, case: dict) -> None:
     result = answer(seed_searcher, case["question"])
     assert result.passages[0].paragraph == case["paragraph"]
-    # At most two in twenty may come back "uncertain" (tests/search/test_answerability.py counts them).
+    # At most one in twenty may come back "uncertain" (tests/search/test_answerability.py counts them).
     assert result.verdict != "unanswered", f"confidence {result.confidence:.3f}"
 
 
