@@ -11,8 +11,9 @@ turn the features into:
 * the same two again in the second stage, with the answer-sentence model's logits beside the first
   stage's scores (:mod:`index.search.rerank`);
 * the probability that the collection answers the question at all (a logistic
-  regression of questions from the articles against questions from elsewhere
-  and SQuAD 2.0's unanswerable ones).
+  regression of questions from the articles against questions they do not
+  answer: other articles', asked of one article and of a library; questions
+  asked with their answering paragraph held back; SQuAD 2.0's unanswerable ones).
 
 Everything here is numpy; nothing is fitted at run time.
 """
