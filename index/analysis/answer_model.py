@@ -1,6 +1,6 @@
 """The answer-sentence model: does this sentence answer this question? One logit per pair, on onnxruntime.
 
-A small cross-encoder (the first layers of all-MiniLM-L6-v2, fine-tuned on SQuAD by
+A small cross-encoder (all six layers of all-MiniLM-L6-v2, fine-tuned on SQuAD by
 ``benchmarks/answer_model.py``; see ``index/data/answer_model/about.json`` for what it was trained on and how)
 reads the question and a candidate sentence together. The searcher (:mod:`index.search.retrieve`) runs it on
 the few best candidate sentences only, and its logit weighs in the marked sentence, the paragraph order and the
