@@ -274,8 +274,8 @@ class OnnxEncoder:
             str(onnx_path), options, providers=["CPUExecutionProvider"]
         )
         self._pad = self.tokenizer.token_to_id("[PAD]") or 0
-        # A batch of long texts grows the session's memory arena by ~100 MB, which it would keep for good: after a
-        # batch, the arena gives back what it holds (one question's run keeps its small arena: no cost per question).
+        # A batch of long texts grows the session's memory arena by ~100 MB, which it would keep for good: after the
+        # last batch of several texts, the arena gives back what it holds (one question's run keeps its small arena).
         self._shrink = onnxruntime.RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
@@ -291,13 +291,14 @@ class OnnxEncoder:
             from tqdm import tqdm
 
             starts = tqdm(starts, desc="Batches", file=sys.stderr)
+        last = (len(order) - 1) // batch_size * batch_size
         for start in starts:
             chosen = order[start : start + batch_size]
-            out[chosen] = self._batch([encodings[i] for i in chosen])
+            out[chosen] = self._batch([encodings[i] for i in chosen], shrink=start == last and len(texts) > 1)
         return out
 
-    def _batch(self, encodings: list) -> np.ndarray:
-        """Return the unit vectors of one batch of tokenized texts."""
+    def _batch(self, encodings: list, shrink: bool = False) -> np.ndarray:
+        """Return the unit vectors of one batch of tokenized texts (``shrink``: then give the arena back)."""
         width = max(len(e.ids) for e in encodings)
         ids = np.full((len(encodings), width), self._pad, dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
@@ -306,7 +307,7 @@ class OnnxEncoder:
             n = len(e.ids)
             ids[row, :n], mask[row, :n], types[row, :n] = e.ids, e.attention_mask, e.type_ids
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        (tokens,) = self.session.run([OUTPUT], feed, self._shrink if len(encodings) > 1 else None)
+        (tokens,) = self.session.run([OUTPUT], feed, self._shrink if shrink else None)
         weights = mask[:, :, None].astype(np.float32)
         summed = (tokens.astype(np.float32) * weights).sum(axis=1)
         mean = summed / np.clip(weights.sum(axis=1), 1e-9, None)
