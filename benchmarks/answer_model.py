@@ -64,7 +64,8 @@ UNANSWERABLE_NEGATIVES = 2  # per SQuAD 2.0 unanswerable question
 VARIANT_SHARE = 0.6  # questions that also get a rule-made unanswerable variant
 #: Pairs trained on (a seeded sample of those made): what two CPU cores train in minutes, seven times over.
 MAX_PAIRS = 12000
-CACHE = Path.home() / ".cache" / "citebot-tune" / "answer-model"
+#: Where ``--fold K`` writes the model that never saw fold K (``fold-K``), and ``benchmarks/tune.py`` reads it.
+FOLD_MODELS = Path.home() / ".cache" / "citebot-tune" / "answer-model"
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,15 @@ class Paragraph:
         return None
 
 
+def fold_of(number: int, folds: int = FOLDS) -> int:
+    """Return the fold of article ``number`` (its position in the SQuAD 1.1 file): the one rule of both scripts."""
+    return number % folds
+
+
 def fold_of_titles() -> dict[str, int]:
-    """Return each article title's fold (its position in the SQuAD 1.1 file, modulo :data:`FOLDS`)."""
+    """Return each article title's fold (:func:`fold_of` its position in the SQuAD 1.1 file)."""
     data = json.loads(SQUAD1.read_text())["data"]
-    return {entry["title"]: n % FOLDS for n, entry in enumerate(data)}
+    return {entry["title"]: fold_of(n) for n, entry in enumerate(data)}
 
 
 _AUX = re.compile(r"\b(is|was|are|were|did|does|do|has|have|had|can|could|will|would|should|might)\b", re.I)
@@ -406,7 +412,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one trains fastest on a busy CPU)")
     parser.add_argument("--limit", type=int, help="train on the first N pairs only (a smoke run, not a model)")
     args = parser.parse_args()
-    target = args.out or (DEFAULT_DIRECTORY if args.fold is None else CACHE / f"fold-{args.fold}")
+    target = args.out or (DEFAULT_DIRECTORY if args.fold is None else FOLD_MODELS / f"fold-{args.fold}")
     started = time.time()
     pairs = build_pairs(args.fold)[: args.limit]
     kinds = {k: sum(p.kind == k for p in pairs) for k in sorted({p.kind for p in pairs})}

@@ -46,6 +46,7 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
+from benchmarks.answer_model import FOLD_MODELS, fold_of
 from index.analysis.answer_model import DEFAULT_DIRECTORY as SHIPPED_ANSWER_MODEL
 from index.analysis.answer_model import MODEL_FILE as ANSWER_MODEL_FILE
 from index.analysis.answer_model import AnswerModel
@@ -79,8 +80,6 @@ from index.store.library import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "index" / "data" / "ranker.json"
-#: Where ``benchmarks/answer_model.py --fold K`` writes the answer-sentence model that never saw fold K.
-FOLD_MODELS = Path.home() / ".cache" / "citebot-tune" / "answer-model"
 
 
 class CachedEmbedder:
@@ -261,8 +260,8 @@ def _library_offtopic(c: Case) -> bool:
 
 
 def fold_articles(articles: list[int], folds: int) -> list[list[int]]:
-    """Return the articles of each fold (every ``folds``-th article, in order)."""
-    return [articles[i::folds] for i in range(folds)]
+    """Return the articles of each fold, by :func:`benchmarks.answer_model.fold_of` (as the fold models were made)."""
+    return [[a for a in articles if fold_of(a, folds) == i] for i in range(folds)]
 
 
 def collect(
@@ -417,7 +416,7 @@ class AnswerScores:
 
     def __call__(self, c: Case, chosen: np.ndarray) -> np.ndarray:
         """Return the logits of case ``c``'s candidate sentences ``chosen``."""
-        fold = c.article % self.folds
+        fold = fold_of(c.article, self.folds)
         texts = [c.sentence_text(int(i)) for i in chosen]
         keys = [f"{fold}\0{c.question}\0{t}" for t in texts]
         todo = [i for i, k in enumerate(keys) if k not in self._logits]
