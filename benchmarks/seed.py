@@ -95,15 +95,17 @@ def near_topic(searcher: Searcher, questions: list[str]) -> dict[str, float]:
 
 def main() -> int:
     searcher = Searcher(Library(None, IndexConfig()), Embedder())  # a new library: the bundled article
+    names = ("seed_questions", *PARAPHRASES, *NEARTOPIC)
+    sets = {name: json.loads((HERE / f"{name}.json").read_text()) for name in names}
     results: dict[str, dict[str, float]] = {}
     for name in ("seed_questions", *PARAPHRASES):
         print(f"--- {name}.json")
-        results[name] = measure(searcher, json.loads((HERE / f"{name}.json").read_text()))
+        results[name] = measure(searcher, sets[name])
     for name in NEARTOPIC:
         print(f"--- {name}.json")
-        results[name] = near_topic(searcher, json.loads((HERE / f"{name}.json").read_text())["unanswerable"])
-    sizes = {name: len(json.loads((HERE / f"{name}.json").read_text())["unanswerable"]) for name in NEARTOPIC}
-    sizes |= {name: len(json.loads((HERE / f"{name}.json").read_text())["answerable"]) for name in PARAPHRASES}
+        results[name] = near_topic(searcher, sets[name]["unanswerable"])
+    sizes = {name: len(sets[name]["unanswerable"]) for name in NEARTOPIC}
+    sizes |= {name: len(sets[name]["answerable"]) for name in PARAPHRASES}
     results["all"] = {
         "neartopic_rejected": sum(results[n]["neartopic_rejected"] * sizes[n] for n in NEARTOPIC)
         / sum(sizes[n] for n in NEARTOPIC),
