@@ -73,6 +73,8 @@ from index.search.rerank import (
     RERANK_SENTENCE_FEATURES,
     AnswerEvidence,
     answer_candidates,
+    paragraph_columns,
+    sentence_columns,
     spread,
 )
 from index.search.retrieve import Candidates, Searcher
@@ -483,14 +485,13 @@ def paragraph_groups(cases: list[Case], columns: list[np.ndarray] | None = None)
 
 def predict(c: Case, ranker: Ranker, staged: Staged) -> tuple[np.ndarray, int, int | None]:
     """Return the paragraph order, the first paragraph and its marked sentence, as the searcher decides them."""
-    scores = ranker.rerank_paragraph(np.column_stack([staged.paragraph, staged.read.paragraph]))
+    scores, s = ranker.second_stage(staged.paragraph, staged.sentence, staged.read)
     order = np.argsort(-scores, kind="stable")
     top = int(order[0])
     members = np.flatnonzero(c.sentence_paragraph == top)
     if not len(members):
         return order, top, None
-    s = ranker.rerank_sentence(np.column_stack([staged.sentence[members], staged.read.sentence[members]]))
-    return order, top, int(members[np.argmax(s)])
+    return order, top, int(members[np.argmax(s[members])])
 
 
 def _decision_row(c: Case, ranker: Ranker, staged: Staged) -> np.ndarray:
@@ -525,8 +526,8 @@ def fit_all(
         paragraph = fit_softmax(*paragraph_groups(cases), l2, PARAGRAPH_FEATURES)
         sentence = fit_softmax(*sentence_groups(cases), l2, SENTENCE_FEATURES)
     staged = [first_stage(c, paragraph, sentence, scores, budget) for c in cases]
-    p_columns = [np.column_stack([st.paragraph, st.read.paragraph]) for st in staged]
-    s_columns = [np.column_stack([st.sentence, st.read.sentence]) for st in staged]
+    p_columns = [paragraph_columns(st.paragraph, st.read) for st in staged]
+    s_columns = [sentence_columns(st.sentence, st.read) for st in staged]
     rerank_paragraph = fit_softmax(*paragraph_groups(cases, p_columns), l2, RERANK_PARAGRAPH_FEATURES)
     rerank_sentence = fit_softmax(*sentence_groups(cases, s_columns), l2, RERANK_SENTENCE_FEATURES)
     # Without a decision yet, the ranker orders and marks as it will; the decision is fitted on what it marks.

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from index.search.features import DECISION_FEATURES, PARAGRAPH_FEATURES, SENTENCE_FEATURES
-from index.search.rerank import RERANK_PARAGRAPH_FEATURES, RERANK_SENTENCE_FEATURES
+from index.search.rerank import (
+    RERANK_PARAGRAPH_FEATURES,
+    RERANK_SENTENCE_FEATURES,
+    AnswerEvidence,
+    paragraph_columns,
+    sentence_columns,
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,19 @@ class Ranker:
             "rerank_sentence": self.rerank_sentence.to_dict(),
             "decision": self.decision.to_dict(),
         }
+
+    def second_stage(
+        self, paragraph: np.ndarray, sentence: np.ndarray, read: AnswerEvidence
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the second stage's paragraph logits and sentence scores.
+
+        ``paragraph`` and ``sentence`` are the first stage's scores of every candidate, ``read`` the answer
+        model's logits spread over them (:func:`index.search.rerank.spread`).
+        """
+        return (
+            self.rerank_paragraph(paragraph_columns(paragraph, read)),
+            self.rerank_sentence(sentence_columns(sentence, read)),
+        )
 
     def confidence(self, x: np.ndarray) -> float:
         """Return the decision model's probability (0 to 1) that the collection answers the question."""

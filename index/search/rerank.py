@@ -98,3 +98,13 @@ def spread(logits: np.ndarray, chosen: np.ndarray, sentence_paragraph: np.ndarra
     sentence = np.where(read | ~inside[sentence_paragraph], sentence, lowest[sentence_paragraph])
     paragraph = np.where(np.isfinite(paragraph), paragraph, floor)
     return AnswerEvidence(paragraph, sentence, read)
+
+
+def paragraph_columns(first_stage: np.ndarray, read: AnswerEvidence) -> np.ndarray:
+    """Return the second stage's paragraph features (:data:`RERANK_PARAGRAPH_FEATURES`), a row per paragraph."""
+    return np.column_stack([first_stage, read.paragraph])
+
+
+def sentence_columns(first_stage: np.ndarray, read: AnswerEvidence) -> np.ndarray:
+    """Return the second stage's sentence features (:data:`RERANK_SENTENCE_FEATURES`), a row per sentence."""
+    return np.column_stack([first_stage, read.sentence])

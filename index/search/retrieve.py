@@ -320,8 +320,7 @@ class Searcher:
         chosen = answer_candidates(first_paragraph, first_sentence, sp)
         texts = [c.pairs[int(sp[i])][0].sentence_text(int(numbers[i])) for i in chosen]
         read = spread(self.answer_model.score(question, texts), chosen, sp, len(c.pairs))
-        logits = self.ranker.rerank_paragraph(np.column_stack([first_paragraph, read.paragraph]))
-        s_score = self.ranker.rerank_sentence(np.column_stack([first_sentence, read.sentence]))
+        logits, s_score = self.ranker.second_stage(first_paragraph, first_sentence, read)
         share = np.exp(logits - logits.max(initial=0.0))
         share /= share.sum() or 1.0
         order = np.argsort(-logits, kind="stable")

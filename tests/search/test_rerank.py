@@ -51,8 +51,7 @@ def test_with_the_shipped_weights_nothing_unread_climbs_above_what_was_read(seed
     first_s = rng.normal(size=len(sentence_paragraph)) * 3
     chosen = answer_candidates(first_p, first_s, sentence_paragraph)
     read = spread(rng.normal(size=len(chosen)) * 3, chosen, sentence_paragraph, paragraphs)
-    p_score = ranker.rerank_paragraph(np.column_stack([first_p, read.paragraph]))
-    s_score = ranker.rerank_sentence(np.column_stack([first_s, read.sentence]))
+    p_score, s_score = ranker.second_stage(first_p, first_s, read)
     with_read = np.unique(sentence_paragraph[chosen])
     without = np.setdiff1d(np.arange(paragraphs), with_read)
     if len(without):
