@@ -62,7 +62,7 @@ GOLD_NEGATIVES = 1  # other sentences of the answering paragraph, per question
 HELD_BACK_NEGATIVES = 1  # sentences of the article's other paragraphs, per question
 UNANSWERABLE_NEGATIVES = 2  # per SQuAD 2.0 unanswerable question
 VARIANT_SHARE = 0.6  # questions that also get a rule-made unanswerable variant
-#: Pairs trained on: a seeded sample of the 21,859 made. Training on all of them gained nothing held out
+#: Pairs trained on: a seeded sample of those made. Training on all of them gained nothing held out
 #: (docs/quality.md, "The answer-sentence model") and took 1.8 times as long.
 MAX_PAIRS = 12000
 #: Where ``--fold K`` writes the model that never saw fold K (``fold-K``), and ``benchmarks/tune.py`` reads it.
@@ -409,6 +409,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _count(text: str) -> int:
+    """Return ``text`` as a count of pairs (0 or more), for argparse."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of pairs, 0 or more, got {text!r}")
+    return int(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fold", type=int, choices=range(FOLDS), help="hold this fold's articles out")
@@ -416,7 +423,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one trains fastest on a busy CPU)")
     parser.add_argument(
         "--pairs",
-        type=int,
+        type=_count,
         default=MAX_PAIRS,
         metavar="N",
         help=f"train on the first N pairs made (default {MAX_PAIRS}; 0: all of them; 64: a smoke run)",
