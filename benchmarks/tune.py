@@ -7,8 +7,9 @@
 
 Every article is read, cleaned, split and embedded by citebot's own code
 (:func:`index.evaluate.squad_to_article`, :meth:`index.store.library.Library.add`),
-and every feature comes from :meth:`index.search.retrieve.Searcher.evidence` and
-:func:`index.search.features.features`, what runs at question time, so what is fitted is what runs.
+and every question's evidence comes from :meth:`index.search.retrieve.Searcher.gather` and is ranked by the stages
+of :mod:`index.search.ranking`, what runs at question time, so what is fitted is what runs
+(``tests/search/test_ranking.py`` holds this script's ranking and the product's equal).
 Questions are asked two ways: of a library holding only their article, and of one library
 holding every article of the file (library search), and both are fitted together.
 
@@ -40,7 +41,9 @@ import json
 import random
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 from scipy.optimize import minimize
@@ -50,34 +53,21 @@ from benchmarks.answer_model import FOLD_MODELS, fold_of
 from index.analysis.answer_model import DEFAULT_DIRECTORY as SHIPPED_ANSWER_MODEL
 from index.analysis.answer_model import MODEL_FILE as ANSWER_MODEL_FILE
 from index.analysis.answer_model import AnswerModel
-from index.analysis.background import Background
 from index.analysis.embed import Embedder
-from index.analysis.words import tokenize
 from index.config import IndexConfig
 from index.evaluate import contains_answer, load_squad, map_paragraphs, offtopic_questions, squad_to_article
-from index.search.answerability import Collection as TermWeights
-from index.search.answerability import signals
-from index.search.features import (
-    DECISION_FEATURES,
-    PARAGRAPH_FEATURES,
-    SENTENCE_FEATURES,
-    Evidence,
-    Features,
-    decision_features,
-    features,
-)
+from index.search import ranking
+from index.search.features import DECISION_FEATURES, PARAGRAPH_FEATURES, SENTENCE_FEATURES, Evidence
 from index.search.ranker import Linear, Ranker, default_ranker
+from index.search.ranking import AnswerScorer, QuestionEvidence, Ranked, Staged
 from index.search.rerank import (
     ANSWER_SENTENCES,
     RERANK_PARAGRAPH_FEATURES,
     RERANK_SENTENCE_FEATURES,
-    AnswerEvidence,
-    answer_candidates,
     paragraph_columns,
     sentence_columns,
-    spread,
 )
-from index.search.retrieve import Candidates, Searcher
+from index.search.retrieve import Searcher
 from index.store.library import Library
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,41 +104,39 @@ class CachedEmbedder:
             np.savez(self._path, texts=np.array(texts), vectors=np.array([self._vectors[t] for t in texts]))
             self._dirty = False
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._embedder, name)
 
 
 @dataclass
 class Case:
-    """One question against a library (one article's, or all of them), with its features and what is right."""
+    """One question against a library (one article's, or all of them): its evidence, as the product ranks it, and what
+    is right."""
 
+    evidence: QuestionEvidence  # what Searcher.gather made of it: the candidates, their features and texts
     article: int  # the SQuAD article the question is from (for folds)
     mode: str  # "article", "library" or "squad2" (SQuAD 2.0's questions, one article's library)
     answerable: bool
-    paragraphs: np.ndarray  # candidate paragraph feature rows
-    sentences: np.ndarray  # sentence feature rows
-    sentence_paragraph: np.ndarray
     gold: tuple[int, ...]  # candidate numbers of the answering paragraph(s)
     article_of: np.ndarray  # per candidate, the SQuAD article it is from
     sentence_hits: np.ndarray  # per sentence: holds a gold answer
-    features: Features
-    backgrounds: list[Background]  # per candidate
-    question: str = ""
-    pairs: list = None  # type: ignore[assignment]  # per candidate, (ArticleData, paragraph)
-    numbers: np.ndarray = None  # type: ignore[assignment]  # per sentence, its article-wide number
-    weights: TermWeights = None  # type: ignore[assignment]
     unanswerable: bool = False  # one of SQuAD 2.0's unanswerable questions
     held_back: bool = False  # an answerable question asked with its answering paragraph(s) held back
 
-    def sentence_text(self, i: int) -> str:
-        """Return the text of candidate sentence ``i``."""
-        return self.pairs[int(self.sentence_paragraph[i])][0].sentence_text(int(self.numbers[i]))
+    @property
+    def paragraphs(self) -> np.ndarray:
+        """The candidate paragraphs' first-stage feature rows."""
+        return self.evidence.features.paragraphs
 
-    def signals(self, top: int, best: int | None) -> dict[str, float]:
-        """Return the answerability signals of candidate ``top`` with ``best`` as its marked sentence."""
-        data, paragraph = self.pairs[top]
-        sentence = data.sentence_text(int(self.numbers[best])) if best is not None else ""
-        return signals(self.question, sentence, data.paragraph_text(paragraph), self.weights, tokenize(self.question))
+    @property
+    def sentences(self) -> np.ndarray:
+        """The candidate sentences' first-stage feature rows."""
+        return self.evidence.features.sentences
+
+    @property
+    def sentence_paragraph(self) -> np.ndarray:
+        """Per candidate sentence, its candidate paragraph."""
+        return self.evidence.sentence_paragraph
 
 
 def _cache_key(*parts: str) -> str:
@@ -189,10 +177,14 @@ def _hold_back(ev: Evidence, numbers: np.ndarray, drop: tuple[int, ...]) -> tupl
     return sub, numbers[kept], keep
 
 
+#: A question asked: its text, its SQuAD article's number, its answering (article, paragraph) pairs, its answers.
+Asked = tuple[str, int, tuple[tuple[int, int], ...], tuple[str, ...]]
+
+
 def _cases(
     searcher: Searcher,
     number_of: dict[int, int],
-    asked: list[tuple[str, int, tuple[tuple[int, int], ...], tuple]],
+    asked: list[Asked],
     mode: str,
     impossible: frozenset[str] = frozenset(),
     hold_back_every: int = 0,
@@ -203,54 +195,41 @@ def _cases(
     out = []
     for n, (text, article, gold, answers) in enumerate(asked):
         c = searcher.candidates(text)
-        ev, numbers = searcher.evidence(text, c)
+        qe = searcher.gather(text, c)
         gold_at = tuple(i for i, (data, p) in enumerate(c.pairs) if (number_of[data.key], p) in gold)
-        out.append(_case(c, ev, numbers, number_of, text, article, gold_at, answers, mode, text in impossible))
+        out.append(_case(qe, number_of, article, gold_at, answers, mode, text in impossible))
         if hold_back_every and answers and gold_at and n % hold_back_every == 0 and len(gold_at) < len(c.pairs):
-            sub, sub_numbers, keep = _hold_back(ev, numbers, gold_at)
-            held = Candidates(**{**c.__dict__, "pairs": [c.pairs[i] for i in keep]})
-            out.append(_case(held, sub, sub_numbers, number_of, text, article, (), (), mode, False, held_back=True))
+            sub, sub_numbers, keep = _hold_back(qe.evidence, qe.numbers, gold_at)
+            pairs = [c.pairs[i] for i in keep]
+            held = QuestionEvidence.of(text, pairs, sub, sub_numbers, c.terms, c.weights, c.known, c.unknown_weight)
+            out.append(_case(held, number_of, article, (), (), mode, False, held_back=True))
     return out
 
 
 def _case(
-    c: Candidates,
-    ev: Evidence,
-    numbers: np.ndarray,
+    qe: QuestionEvidence,
     number_of: dict[int, int],
-    text: str,
     article: int,
     gold_at: tuple[int, ...],
-    answers: tuple,
+    answers: tuple[str, ...],
     mode: str,
     impossible: bool,
     held_back: bool = False,
 ) -> Case:
-    """Return one case: the features of ``text`` against the candidates ``c`` and what is right."""
-    f = features(ev, text)
-    hits = np.zeros(len(numbers), dtype=bool)
+    """Return one case: the evidence ``qe`` and what is right (``gold_at``: the answering candidate paragraphs)."""
+    hits = np.zeros(len(qe.numbers), dtype=bool)
     if answers:
-        for i, (local, number) in enumerate(zip(ev.sentence_paragraph, numbers, strict=True)):
+        for i, local in enumerate(qe.sentence_paragraph):
             if local in gold_at:
-                hits[i] = contains_answer(c.pairs[local][0].sentence_text(int(number)), answers)
+                hits[i] = contains_answer(qe.sentence_text(i), answers)
     return Case(
+        evidence=qe,
         article=article,
         mode=mode,
         answerable=bool(answers),
-        paragraphs=f.paragraphs,
-        sentences=f.sentences,
-        sentence_paragraph=ev.sentence_paragraph,
         gold=gold_at,
-        article_of=np.array([number_of[data.key] for data, _ in c.pairs]),
+        article_of=np.array([number_of[data.key] for data, _ in qe.pairs]),
         sentence_hits=hits,
-        features=f,
-        backgrounds=[data.background for data, _ in c.pairs],
-        question=text,
-        pairs=c.pairs,
-        numbers=numbers,
-        weights=TermWeights(
-            {t: float(w) for t, w, k in zip(c.terms, c.weights, c.known, strict=True) if k}, c.unknown_weight
-        ),
         unanswerable=not answers and impossible,
         held_back=held_back,
     )
@@ -416,18 +395,21 @@ class AnswerScores:
         self._models: dict[Path, AnswerModel] = {}
         self._dirty = 0
 
-    def __call__(self, c: Case, chosen: np.ndarray) -> np.ndarray:
-        """Return the logits of case ``c``'s candidate sentences ``chosen``."""
-        fold = fold_of(c.article, self.folds)
-        texts = [c.sentence_text(int(i)) for i in chosen]
-        keys = [f"{fold}\0{c.question}\0{t}" for t in texts]
+    def of(self, c: Case) -> AnswerScorer:
+        """Return the scorer of case ``c``'s sentences: the model that never saw its article's fold."""
+        return partial(self.score, fold_of(c.article, self.folds))
+
+    def score(self, fold: int, ev: QuestionEvidence, chosen: np.ndarray) -> np.ndarray:
+        """Return the logits fold ``fold``'s model gives ``ev``'s candidate sentences ``chosen``."""
+        texts = [ev.sentence_text(int(i)) for i in chosen]
+        keys = [f"{fold}\0{ev.question}\0{t}" for t in texts]
         todo = [i for i, k in enumerate(keys) if k not in self._logits]
         if todo:
             directory = self._directories[fold]
             model = self._models.get(directory)
             if model is None:
                 model = self._models[directory] = AnswerModel(directory, threads=2)
-            for i, value in zip(todo, model.score(c.question, [texts[i] for i in todo]), strict=True):
+            for i, value in zip(todo, model.score(ev.question, [texts[i] for i in todo]), strict=True):
                 self._logits[keys[i]] = float(value)
             self._dirty += len(todo)
             if self._dirty > 20000:
@@ -440,23 +422,9 @@ class AnswerScores:
             self._dirty = 0
 
 
-@dataclass
-class Staged:
-    """One case's first-stage scores and what the answer model read."""
-
-    paragraph: np.ndarray
-    sentence: np.ndarray
-    read: AnswerEvidence
-
-
-def first_stage(c: Case, paragraph: Linear, sentence: Linear, scores: AnswerScores, budget: tuple[int, ...]) -> Staged:
-    """Return case ``c``'s first-stage scores and the answer model's logits of the sentences it reads."""
-    p, s = paragraph(c.paragraphs), sentence(c.sentences)
-    chosen = answer_candidates(p, s, c.sentence_paragraph, budget)
-    return Staged(p, s, spread(scores(c, chosen), chosen, c.sentence_paragraph, len(c.paragraphs)))
-
-
-def sentence_groups(cases: list[Case], columns: list[np.ndarray] | None = None) -> tuple[list, list]:
+def sentence_groups(
+    cases: list[Case], columns: list[np.ndarray] | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Return the sentence groups (the answering paragraph's sentences) and their positives, for a softmax."""
     groups, positives = [], []
     for n, c in enumerate(cases):
@@ -471,7 +439,9 @@ def sentence_groups(cases: list[Case], columns: list[np.ndarray] | None = None) 
     return groups, positives
 
 
-def paragraph_groups(cases: list[Case], columns: list[np.ndarray] | None = None) -> tuple[list, list]:
+def paragraph_groups(
+    cases: list[Case], columns: list[np.ndarray] | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Return the candidate paragraph groups and their positives (the answering paragraphs), for a softmax."""
     groups, positives = [], []
     for n, c in enumerate(cases):
@@ -483,22 +453,14 @@ def paragraph_groups(cases: list[Case], columns: list[np.ndarray] | None = None)
     return groups, positives
 
 
-def predict(c: Case, ranker: Ranker, staged: Staged) -> tuple[np.ndarray, int, int | None]:
-    """Return the paragraph order, the first paragraph and its marked sentence, as the searcher decides them."""
-    scores, s = ranker.second_stage(staged.paragraph, staged.sentence, staged.read)
-    order = np.argsort(-scores, kind="stable")
-    top = int(order[0])
-    members = np.flatnonzero(c.sentence_paragraph == top)
-    if not len(members):
-        return order, top, None
-    return order, top, int(members[np.argmax(s[members])])
-
-
 def _decision_row(c: Case, ranker: Ranker, staged: Staged) -> np.ndarray:
-    _, top, best = predict(c, ranker, staged)
-    return decision_features(
-        c.features, top, best, c.backgrounds[top], c.signals(top, best), staged.read.decision(best)
-    )
+    """Return the decision's features of case ``c`` as ``ranker``'s second stage orders and marks it."""
+    return ranking.decision_row(c.evidence, staged, ranking.second_stage(c.evidence, ranker, staged))
+
+
+def rank_case(c: Case, ranker: Ranker, scores: AnswerScores, budget: tuple[int, ...] = ANSWER_SENTENCES) -> Ranked:
+    """Return what :func:`index.search.ranking.rank` (what ``Searcher.rank`` runs) makes of case ``c``."""
+    return ranking.rank(c.evidence, ranker, scores.of(c), budget)
 
 
 def fit_decision(cases: list[Case], ranker: Ranker, staged: list[Staged], c_value: float) -> Linear:
@@ -525,7 +487,7 @@ def fit_all(
     else:
         paragraph = fit_softmax(*paragraph_groups(cases), l2, PARAGRAPH_FEATURES)
         sentence = fit_softmax(*sentence_groups(cases), l2, SENTENCE_FEATURES)
-    staged = [first_stage(c, paragraph, sentence, scores, budget) for c in cases]
+    staged = [ranking.first_stage(c.evidence, paragraph, sentence, scores.of(c), budget) for c in cases]
     p_columns = [paragraph_columns(st.paragraph, st.read) for st in staged]
     s_columns = [sentence_columns(st.sentence, st.read) for st in staged]
     rerank_paragraph = fit_softmax(*paragraph_groups(cases, p_columns), l2, RERANK_PARAGRAPH_FEATURES)
@@ -541,14 +503,27 @@ def shipped_decision_placeholder() -> Linear:
     return Linear(DECISION_FEATURES, zeros, np.ones_like(zeros), zeros)
 
 
+class Row(TypedDict):
+    """What the ranker did with one held-out question."""
+
+    mode: str
+    answerable: bool
+    unanswerable: bool
+    held_back: bool
+    rank: int | None  # the gold paragraph's rank (0: first), None beyond the first 20
+    article_hit: bool  # the first paragraph is from the question's article
+    highlight: bool  # its marked sentence holds a gold answer
+    probability: float  # the decision's confidence
+
+
 def held_out(
     cases: list[Case], ranker: Ranker, scores: AnswerScores, budget: tuple[int, ...] = ANSWER_SENTENCES
-) -> list[dict[str, float]]:
+) -> list[Row]:
     """Return, per question, what the ranker does with it: the rank of the gold paragraph, the hit, the probability."""
-    out = []
+    out: list[Row] = []
     for c in cases:
-        staged = first_stage(c, ranker.paragraph, ranker.sentence, scores, budget)
-        order, top, best = predict(c, ranker, staged)
+        ranked = rank_case(c, ranker, scores, budget)
+        order, top, best = ranked.ordered.order, ranked.ordered.top, ranked.ordered.best
         rank = next((i for i, q in enumerate(order[:20]) if q in c.gold), None)
         out.append(
             {
@@ -559,13 +534,13 @@ def held_out(
                 "rank": rank,
                 "article_hit": bool(c.article_of[top] == c.article),
                 "highlight": best is not None and bool(c.sentence_hits[best]),
-                "probability": ranker.confidence(_decision_row(c, ranker, staged)),
+                "probability": ranked.confidence,
             }
         )
     return out
 
 
-def metrics(rows: list[dict[str, float]], threshold: float) -> dict[str, float]:
+def metrics(rows: list[Row], threshold: float) -> dict[str, float]:
     """Pool per-question results into the metrics of ``citebot eval`` (and SQuAD 2.0's, when there are some)."""
     answerable = [r for r in rows if r["answerable"]]
     offtopic = [r for r in rows if not r["answerable"] and not r["unanswerable"] and not r["held_back"]]
@@ -647,7 +622,7 @@ def main() -> int:
     held = AnswerScores(args.folds, held_out=True, cache=args.cache, fold_models=args.answer_models)
     articles = sorted({c.article for c in cases})
     folds = fold_articles(articles, args.folds)
-    rows: list[dict[str, float]] = []
+    rows: list[Row] = []
     per_fold = []
     for fold in folds:
         train = [c for c in cases if c.article not in fold and (args.fit_library_offtopic or not _library_offtopic(c))]

@@ -4,9 +4,10 @@ Two stages. First, candidates: the paragraphs holding the sentences nearest to t
 library's faiss index, and the paragraphs BM25 scores highest (a scope of at most
 :data:`SCORE_WHOLE` paragraphs, such as one news article, is taken whole). Second, for the candidates
 only, the evidence (cosines of every sentence and sentence window, BM25 of paragraphs and sentences,
-which question words each sentence holds) becomes the named features of :mod:`index.search.features`, which
-the fitted models of :mod:`index.search.ranker` weigh; then the answer-sentence model reads the best few
-sentences and its logits reorder them and weigh in the verdict (:mod:`index.search.rerank`). Statistics
+which question words each sentence holds) becomes the named features of :mod:`index.search.features`, gathered
+into a :class:`~index.search.ranking.QuestionEvidence`; the stages of :mod:`index.search.ranking` (shared with the
+tuning) weigh them by the fitted models of :mod:`index.search.ranker`, let the answer-sentence model read the best
+few sentences, reorder them by its logits and decide the verdict (:mod:`index.search.rerank`). Statistics
 (IDF, BM25's document frequencies) are those of the collection searched: the whole library, or the articles
 in scope.
 """
@@ -21,13 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.analysis.words import tokenize
-from index.search.answerability import Collection as TermWeights
-from index.search.answerability import signals
+from index.search import ranking
 from index.search.bm25 import bm25_idf, bm25_tf, term_counts
-from index.search.features import DECISION_FEATURES, Evidence, Features, decision_features, features
+from index.search.features import DECISION_FEATURES, Evidence, Features
 from index.search.library_index import ArticleData, LibraryIndex
 from index.search.ranker import Ranker, default_ranker
-from index.search.rerank import answer_candidates, spread
+from index.search.ranking import ModelScorer, QuestionEvidence
 from index.store.library import Library
 from index.store.vectors import split_id
 
@@ -307,29 +307,30 @@ class Searcher:
         )
         return ev, cat(numbers) if numbers else empty_i
 
+    def gather(self, question: str, c: Candidates) -> QuestionEvidence:
+        """Return ``question``'s evidence against the candidates ``c``, as the ranking stages read it."""
+        ev, numbers = self.evidence(question, c)
+        return QuestionEvidence.of(question, c.pairs, ev, numbers, c.terms, c.weights, c.known, c.unknown_weight)
+
     def rank(self, question: str, scope: Collection[int] | None = None) -> Ranking:
-        """Rank the paragraphs of the articles in ``scope`` (ids; ``None``: the whole library) for ``question``."""
+        """Rank the paragraphs of the articles in ``scope`` (ids; ``None``: the whole library) for ``question``.
+
+        The stages after the evidence are :func:`index.search.ranking.rank`'s, the ones ``benchmarks/tune.py`` fits.
+        """
         c = self.candidates(question, scope)
         if not c.pairs:
             return Ranking((), 0.0, None, None, c.articles)
-        ev, numbers = self.evidence(question, c)
-        f = features(ev, question)
-        sp = ev.sentence_paragraph
-        first_paragraph = self.ranker.paragraph(f.paragraphs)
-        first_sentence = self.ranker.sentence(f.sentences)
-        chosen = answer_candidates(first_paragraph, first_sentence, sp)
-        texts = [c.pairs[int(sp[i])][0].sentence_text(int(numbers[i])) for i in chosen]
-        read = spread(self.answer_model.score(question, texts), chosen, sp, len(c.pairs))
-        logits, s_score = self.ranker.second_stage(first_paragraph, first_sentence, read)
+        qe = self.gather(question, c)
+        ranked = ranking.rank(qe, self.ranker, ModelScorer(self.answer_model))
+        logits, s_score, sp = ranked.ordered.paragraph, ranked.ordered.sentence, qe.sentence_paragraph
         share = np.exp(logits - logits.max(initial=0.0))
         share /= share.sum() or 1.0
-        order = np.argsort(-logits, kind="stable")
         s_order = np.lexsort((-s_score, sp))  # by paragraph, best sentence first
         bounds = np.searchsorted(sp[s_order], np.arange(len(c.pairs) + 1))
-        scored = []
-        ordered_numbers = numbers[s_order].tolist()
+        ordered_numbers = qe.numbers[s_order].tolist()
         ordered_scores = s_score[s_order].tolist()
-        for p in order.tolist():
+        scored = []
+        for p in ranked.ordered.order.tolist():
             a, b = int(bounds[p]), int(bounds[p + 1])
             data, number = c.pairs[p]
             scored.append(
@@ -341,22 +342,8 @@ class Searcher:
                     sentence_scores=tuple(ordered_scores[a:b]),
                 )
             )
-        top = int(order[0])
-        best = int(s_order[bounds[top]]) if bounds[top + 1] > bounds[top] else None
-        data, paragraph = c.pairs[top]
-        weights = TermWeights(
-            {t: float(w) for t, w, k in zip(c.terms, c.weights, c.known, strict=True) if k}, c.unknown_weight
-        )
-        found = signals(
-            question,
-            data.sentence_text(int(numbers[best])) if best is not None else "",
-            data.paragraph_text(paragraph),
-            weights,
-            tokenize(question),
-        )
-        x = decision_features(f, top, best, data.background, found, read.decision(best))
-        decision = dict(zip(DECISION_FEATURES, (float(v) for v in x), strict=True))
-        return Ranking(tuple(scored), self.ranker.confidence(x), f, ev, c.articles, decision)
+        decision = dict(zip(DECISION_FEATURES, (float(v) for v in ranked.decision), strict=True))
+        return Ranking(tuple(scored), ranked.confidence, qe.features, qe.evidence, c.articles, decision)
 
 
 def _groups(pairs: list[tuple[ArticleData, int]]) -> list[tuple[ArticleData, np.ndarray]]:
