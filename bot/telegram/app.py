@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from telegram import Bot, BotCommand, LinkPreviewOptions, Message, Update
 from telegram.constants import ChatType, ParseMode
@@ -56,6 +55,7 @@ from bot.telegram.scheduler import FairScheduler, UserLimit
 from bot.telegram.state import BotState, acknowledge, addressed, bot_state, describe, send
 from bot.telegram.texts import COMMANDS, example_candidates
 from bot.telegram.transport import PatientRateLimiter, PollingErrors, PollingRequest, TokenWatch, unreachable
+from bot.telegram.webhook import Webhook
 from index.errors import CitebotError
 from index.reading.ingest import read_article
 from index.store.library import Library, check_data_dir
@@ -401,22 +401,22 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
         await _startup(application)
         updater = application.updater
         assert updater is not None
-        if settings.telegram.webhook_url:
-            url = settings.telegram.webhook_url
-            await updater.start_webhook(
-                listen=settings.telegram.webhook_listen,
-                port=settings.telegram.webhook_port,
-                url_path=urlsplit(url).path.lstrip("/"),
-                webhook_url=url,
-                secret_token=settings.telegram.webhook_secret or secrets.token_urlsafe(32),
-                allowed_updates=ALLOWED_UPDATES,
-            )
+        if webhook is not None:
+            await application.bot.set_webhook(webhook.url, secret_token=webhook.secret, allowed_updates=ALLOWED_UPDATES)
+            await webhook.start()
         else:
             await updater.start_polling(allowed_updates=ALLOWED_UPDATES, error_callback=PollingErrors())
         await application.start()
 
+    telegram = settings.telegram
+    webhook = None
+    if telegram.webhook_url:
+        secret = telegram.webhook_secret or secrets.token_urlsafe(32)
+        where = (telegram.webhook_url, telegram.webhook_listen, telegram.webhook_port)
+        webhook = Webhook(*where, secret, application.bot, application.update_queue)
     try:
-        asyncio.run(serve(application, start, scheduler, token_watch, settings.telegram.shutdown_seconds))
+        shutdown = settings.telegram.shutdown_seconds
+        asyncio.run(serve(application, start, scheduler, token_watch, shutdown, webhook))
     except TelegramError as exc:
         raise CitebotError(f"the Telegram bot stopped: {redactor.redact(str(exc))}") from None
     return 0
