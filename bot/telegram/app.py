@@ -28,11 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from telegram import Bot, BotCommand, LinkPreviewOptions, Message, Update
-from telegram.constants import ParseMode
-from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, ChatMigrated, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -55,7 +54,8 @@ from bot.telegram.run import serve
 from bot.telegram.scheduler import FairScheduler, UserLimit
 from bot.telegram.state import BotState, acknowledge, addressed, bot_state, describe, send
 from bot.telegram.texts import COMMANDS, example_candidates
-from bot.telegram.transport import PatientRateLimiter, PollingErrors, PollingRequest, TokenWatch
+from bot.telegram.transport import PatientRateLimiter, PollingErrors, PollingRequest, TokenWatch, unreachable
+from bot.telegram.webhook import Webhook
 from index.errors import CitebotError
 from index.reading.ingest import read_article
 from index.store.library import Library, check_data_dir
@@ -78,8 +78,12 @@ QUEUE_FULL = (
 
 
 async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Run before every handler: let allowed users through; refuse anyone else politely, once, and stop there."""
+    """Run before every handler: drop what comes from a chat the bot cannot reach; let allowed users through;
+    refuse anyone else politely, once, and stop there."""
     state = bot_state(context)
+    chat = update.effective_chat
+    if chat is not None and not state.reachable(chat.id, _back(update, context)):
+        raise ApplicationHandlerStop
     allowed = state.settings.telegram.allowed_users
     user = update.effective_user
     if not allowed or (user is not None and user.id in allowed):
@@ -101,6 +105,27 @@ async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     raise ApplicationHandlerStop
 
 
+def _back(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Return whether ``update`` shows that a chat the bot could not reach is back: the bot added to the group
+    again, or /start from a user who unblocked it (what their client sends)."""
+    message = update.effective_message
+    if message is None:
+        return False
+    if any(member.id == context.bot.id for member in message.new_chat_members):
+        return True
+    return message.chat.type == ChatType.PRIVATE and (message.text or "").split("@")[0].strip() == "/start"
+
+
+async def on_migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Carry a group's choice of articles over to the supergroup it was upgraded to (Telegram says so in both)."""
+    message = update.effective_message
+    if message is not None and message.migrate_to_chat_id:
+        bot_state(context).migrate(message.chat_id, message.migrate_to_chat_id)
+    elif message is not None and message.migrate_from_chat_id:
+        bot_state(context).migrate(message.migrate_from_chat_id, message.chat_id)
+    raise ApplicationHandlerStop
+
+
 def _speaks_to_bot(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
     """Return whether a message would get an answer from an allowed user (so a stranger gets the refusal)."""
     if message.new_chat_members or message.left_chat_member or message.pinned_message:
@@ -114,6 +139,14 @@ def _speaks_to_bot(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log a failed update, then tell the user briefly that it failed (unless Telegram cannot be reached)."""
     error = context.error
+    chat = update.effective_chat if isinstance(update, Update) else None
+    if isinstance(error, TelegramError) and unreachable(error) and chat is not None:
+        bot_state(context).cannot_reach(chat.id, error)  # one line; an apology could not be delivered either
+        return
+    if isinstance(error, ChatMigrated):  # answers follow the group (see send); this was an edit of its old messages
+        where = chat.id if chat is not None else "?"
+        log.warning("handling an update failed: chat %s is now the supergroup %s", where, error.new_chat_id)
+        return
     if isinstance(error, (NetworkError, InvalidToken)) and not isinstance(error, BadRequest):
         log.error("handling an update failed: Telegram could not be reached: %s", describe(error))
         return  # the give-up is logged; an apology would wait out the same outage
@@ -267,7 +300,9 @@ def file_url(api_url: str) -> str | None:
 
 
 def add_handlers(application: Application) -> None:
-    """Wire everything: the access gate before all else (group -1), then the handlers, first match wins."""
+    """Wire everything: a group's upgrade to a supergroup (group -2, whoever did it), the access gate (group -1),
+    then the handlers, first match wins."""
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, on_migrate), group=-2)
     application.add_handler(TypeHandler(Update, gate), group=-1)
     message = filters.UpdateType.MESSAGE
     for command, callback in (
@@ -366,22 +401,22 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
         await _startup(application)
         updater = application.updater
         assert updater is not None
-        if settings.telegram.webhook_url:
-            url = settings.telegram.webhook_url
-            await updater.start_webhook(
-                listen=settings.telegram.webhook_listen,
-                port=settings.telegram.webhook_port,
-                url_path=urlsplit(url).path.lstrip("/"),
-                webhook_url=url,
-                secret_token=settings.telegram.webhook_secret or secrets.token_urlsafe(32),
-                allowed_updates=ALLOWED_UPDATES,
-            )
+        if webhook is not None:
+            await application.bot.set_webhook(webhook.url, secret_token=webhook.secret, allowed_updates=ALLOWED_UPDATES)
+            await webhook.start()
         else:
             await updater.start_polling(allowed_updates=ALLOWED_UPDATES, error_callback=PollingErrors())
         await application.start()
 
+    telegram = settings.telegram
+    webhook = None
+    if telegram.webhook_url:
+        secret = telegram.webhook_secret or secrets.token_urlsafe(32)
+        where = (telegram.webhook_url, telegram.webhook_listen, telegram.webhook_port)
+        webhook = Webhook(*where, secret, application.bot, application.update_queue)
     try:
-        asyncio.run(serve(application, start, scheduler, token_watch, settings.telegram.shutdown_seconds))
+        shutdown = settings.telegram.shutdown_seconds
+        asyncio.run(serve(application, start, scheduler, token_watch, shutdown, webhook))
     except TelegramError as exc:
         raise CitebotError(f"the Telegram bot stopped: {redactor.redact(str(exc))}") from None
     return 0

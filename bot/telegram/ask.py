@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import html
 import logging
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from bot.telegram.buttons import Button, answer_buttons, closest_buttons, decode
 from bot.telegram.chats import AnswerContext
 from bot.telegram.followup import expand_follow_up
 from bot.telegram.html import answer_html, context_html, inline_html, question_text, uncertain_html
-from bot.telegram.state import BotState, acknowledge, addressed, bot_state, describe, edit, send
+from bot.telegram.state import BotState, acknowledge, addressed, bot_state, describe, edit, send, send_all
 from bot.telegram.texts import greeting_html, help_html, source_html
 from index.answer import ArticleRef, Passage, clean_question, not_found
 from index.errors import QuestionError
@@ -148,15 +149,16 @@ async def answer_question(message: Message, context: ContextTypes.DEFAULT_TYPE, 
         result = await state.ask(question, scope=scope)
     passage = result.passages[0] if result.passages else None
     if result.found and passage is not None:
-        sent = await send(message, answer_html(passage, found=True), answer_buttons(passage))
+        sent = await send_all(message, answer_html(passage, found=True), answer_buttons(passage))
     elif result.verdict == "uncertain" and passage is not None:  # shown honestly: the closest passage, as such
-        sent = await send(message, uncertain_html(passage, result.uncertain), answer_buttons(passage))
+        sent = await send_all(message, uncertain_html(passage, result.uncertain), answer_buttons(passage))
     else:
-        sent = await send(message, html.escape(result.not_found), closest_buttons(passage))
-    if sent is not None and passage is not None:
-        ref = passage.article
-        about = AnswerContext(result.question, ref.id if result.found else 0, ref.fingerprint, scope)
-        state.chats.remember(message.chat_id, sent.message_id, about)
+        sent = await send_all(message, html.escape(result.not_found), closest_buttons(passage))
+    if sent and passage is not None:
+        ref, last = passage.article, sent[-1]
+        parts = tuple(m.message_id for m in sent[:-1])
+        about = AnswerContext(result.question, ref.id if result.found else 0, ref.fingerprint, scope, parts)
+        state.chats.remember(last.chat_id, last.message_id, about)
 
 
 def _replied_answer(message: Message, context: ContextTypes.DEFAULT_TYPE, state: BotState) -> AnswerContext | None:
@@ -201,7 +203,10 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     else:
         earlier = state.chats.recall(message.chat_id, message.message_id)
         searched = len(earlier.scope) if earlier is not None and earlier.scope else len(await state.records())
-        await edit(message, answer_html(passage, found=False, not_found=not_found(searched)), answer_buttons(passage))
+        html_text = answer_html(passage, found=False, not_found=not_found(searched))
+        shown = await edit(message, html_text, answer_buttons(passage), earlier=earlier.parts if earlier else ())
+        if earlier is not None:
+            state.chats.remember(message.chat_id, shown[-1], dataclasses.replace(earlier, parts=tuple(shown[:-1])))
 
 
 async def on_stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -233,7 +238,12 @@ async def _show_next(update: Update, message: Message, context: ContextTypes.DEF
     passage = result.passages[button.rank]
     await acknowledge(update)
     html_text = answer_html(passage, found=result.found, rank=button.rank, not_found=result.not_found)
-    await edit(message, html_text, answer_buttons(passage, button.rank))
+    # The whole earlier answer is replaced, every message of it, not only the one under which the button was.
+    shown = await edit(
+        message, html_text, answer_buttons(passage, button.rank), earlier=earlier.parts if earlier else ()
+    )
+    about = earlier or AnswerContext(question, 0, "", scope)
+    state.chats.remember(message.chat_id, shown[-1], dataclasses.replace(about, parts=tuple(shown[:-1])))
 
 
 def _stored_passage(data: ArticleData, button: Button) -> Passage | None:

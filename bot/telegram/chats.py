@@ -2,8 +2,9 @@
 
 Two things: each chat's scope (the article ids it asks, or the whole library), and, for the last
 :data:`KEEP_ANSWERS` answers of each chat, which question and article they belong to (so a reply to
-an answer asks a follow-up within its article). Every write is one transaction: a kill at any moment
-loses at most the write in flight. No pickle: plain rows, the scope as a JSON list of integers.
+an answer asks a follow-up within its article) and which messages a long answer takes (so Next match
+replaces all of them). Every write is one transaction: a kill at any moment loses at most the write in
+flight. No pickle: plain rows, the scope as a JSON list of integers.
 
 The chat state is a convenience, never a reason not to answer: a file that cannot be opened at start-up is a
 one-line :class:`~index.errors.CitebotError`; a file damaged while the bot runs reads as empty (every chat asks
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS answers (
     fingerprint TEXT NOT NULL,
     scope TEXT,
     at REAL NOT NULL,
+    parts TEXT,
     PRIMARY KEY (chat_id, message_id)
 );
 """
@@ -59,12 +61,14 @@ class AnswerContext:
         article: the id of the article its first passage came from.
         fingerprint: that article's fingerprint when the answer was given.
         scope: the article ids searched (``None``: the whole library).
+        parts: the ids of the messages before this one that show the same answer (one too long for a message).
     """
 
     question: str
     article: int
     fingerprint: str
     scope: tuple[int, ...] | None
+    parts: tuple[int, ...] = ()
 
 
 #: The first bytes of every SQLite database file.
@@ -87,6 +91,9 @@ class ChatState:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
+            if "parts" not in columns:  # a chat state written before answers kept their parts
+                self._db.execute("ALTER TABLE answers ADD COLUMN parts TEXT")
         except sqlite3.Error as exc:
             raise CitebotError(
                 f"{self.path} is not a readable chat state of the bot ({exc}): move it away and start again "
@@ -166,17 +173,36 @@ class ChatState:
 
         return self._safely(job, False)
 
+    def migrate(self, old: int, new: int) -> bool:
+        """Give the supergroup ``new`` the scope of the group ``old`` it was upgraded from (unless it has one of
+        its own already); return whether a scope was carried over."""
+
+        def job() -> bool:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                moved = self._db.execute(
+                    "INSERT OR IGNORE INTO scope (chat_id, articles) SELECT ?, articles FROM scope WHERE chat_id = ?",
+                    (new, old),
+                ).rowcount
+                self._db.execute("DELETE FROM scope WHERE chat_id = ?", (old,))
+            return moved > 0
+
+        return self._safely(job, False)
+
     def remember(self, chat_id: int, message_id: int, context: AnswerContext) -> None:
         """Remember what answer ``message_id`` was about; forget the chat's answers beyond :data:`KEEP_ANSWERS`
         (skipped when the file cannot be written)."""
         scope = None if context.scope is None else json.dumps(list(context.scope))
+        parts = json.dumps(list(context.parts)) if context.parts else None
+        row = (chat_id, message_id, context.question, context.article, context.fingerprint, scope, time.time(), parts)
 
         def job() -> None:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute(
-                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (chat_id, message_id, context.question, context.article, context.fingerprint, scope, time.time()),
+                    "INSERT OR REPLACE INTO answers (chat_id, message_id, question, article, fingerprint, scope, at, "
+                    "parts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
                 )
                 self._db.execute(
                     "DELETE FROM answers WHERE chat_id = ? AND message_id NOT IN "
@@ -192,12 +218,13 @@ class ChatState:
 
         def job() -> AnswerContext | None:
             row = self._db.execute(
-                "SELECT question, article, fingerprint, scope FROM answers WHERE chat_id = ? AND message_id = ?",
+                "SELECT question, article, fingerprint, scope, parts FROM answers WHERE chat_id = ? AND message_id = ?",
                 (chat_id, message_id),
             ).fetchone()
             if row is None:
                 return None
-            return AnswerContext(row[0], int(row[1]), row[2], None if row[3] is None else _ids(row[3]))
+            scope = None if row[3] is None else _ids(row[3])
+            return AnswerContext(row[0], int(row[1]), row[2], scope, () if row[4] is None else _ids(row[4]))
 
         return self._safely(job, None)
 

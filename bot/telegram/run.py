@@ -18,6 +18,7 @@ from telegram.ext import Application
 
 from bot.telegram.scheduler import FairScheduler
 from bot.telegram.transport import TokenWatch
+from bot.telegram.webhook import Webhook
 from index.errors import CitebotError
 
 log = logging.getLogger("citebot.telegram")
@@ -46,9 +47,10 @@ async def serve(
     scheduler: FairScheduler,
     token: TokenWatch,
     shutdown_seconds: float,
+    webhook: Webhook | None = None,
 ) -> None:
     """Initialise ``application``, run ``start`` (start-up, then polling or the webhook), serve until a
-    stop signal, then stop within about ``shutdown_seconds``.
+    stop signal, then stop within about ``shutdown_seconds`` (``webhook`` too, when the bot has one).
 
     Raises:
         CitebotError: when Telegram refused the token for too long (the process should exit non-zero).
@@ -74,17 +76,21 @@ async def serve(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await stop(application, scheduler, shutdown_seconds)
+        await stop(application, scheduler, shutdown_seconds, webhook)
     if token.fatal.is_set():
         raise CitebotError(token.reason)
 
 
-async def stop(application: Application, scheduler: FairScheduler, seconds: float) -> None:
+async def stop(
+    application: Application, scheduler: FairScheduler, seconds: float, webhook: Webhook | None = None
+) -> None:
     """Stop taking updates, finish or drop the work (see :meth:`FairScheduler.close`), close: in about ``seconds``."""
     deadline = time.monotonic() + seconds
     updater = application.updater
     if updater is not None and updater.running:
-        await _bounded(updater.stop(), deadline, "stopping polling (or the webhook)")
+        await _bounded(updater.stop(), deadline, "stopping polling")
+    if webhook is not None:
+        await _bounded(webhook.stop(), deadline, "stopping the webhook")
     await scheduler.close(deadline)
     if application.running:
         await _bounded(application.stop(), deadline, "stopping the application")

@@ -1,12 +1,15 @@
 """Cutting Telegram HTML that is too long for one message into messages that fit.
 
 Pure functions, no network and no ``telegram`` import. :func:`split_html` cuts
-on paragraph or sentence boundaries, never inside a tag or an entity, and
+on paragraph or sentence boundaries, never inside a tag, an entity or a
+character made of several code points (an emoji ZWJ sequence, a flag, a skin
+tone, an accent: grapheme clusters, as far as the standard library tells), and
 closes and reopens the tags open at each cut so that every part is valid
 Telegram HTML on its own.
 
 How it works: the markup is read as a list of *atoms*, the pieces that are
-never cut (a tag, an entity such as ``&amp;``, or one character). A *boundary*
+never cut (a tag, an entity such as ``&amp;``, or one character as a reader
+sees it: a grapheme cluster of at most :data:`MAX_CLUSTER` code points). A *boundary*
 ``j`` is the place before ``atoms[j]``: ``0`` is the start and ``len(atoms)``
 the end. A part is the atoms between two boundaries, preceded by the tags open
 at its first boundary and followed by the closing tags of those open at its last.
@@ -16,16 +19,22 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from dataclasses import dataclass
 
 #: Telegram's limit on the text of one message.
 MAX_MESSAGE = 4096
 
-_ATOM = re.compile(r"<[^>]*>|&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);|.", re.DOTALL)
+_ATOM = re.compile(r"<[^>]*>|&(?:#\d+|#[xX][0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);|.", re.DOTALL)
 _TAG_NAME = re.compile(r"</?\s*([a-zA-Z][a-zA-Z0-9-]*)")
 _EMPTY_ELEMENT = re.compile(r"<([a-zA-Z][a-zA-Z0-9-]*)(?:\s[^>]*)?>(\s*)</\1>")
 _SENTENCE_END = set(".!?…")
 _CLOSING_PUNCT = set("\"'”’)]»")
+#: Joins the characters on either side into one emoji (a ZWJ sequence such as a family).
+_ZWJ = "\u200d"
+#: A character (a grapheme cluster) holds at most this many code points; past it, it may be cut (a hostile
+#: pile of combining marks must still fit in messages). The longest emoji ZWJ sequences have about ten.
+MAX_CLUSTER = 32
 
 # How good a boundary is for ending a part (see _break_qualities), best last.
 _NEVER = -1  # right after an opening tag (and the very start)
@@ -46,7 +55,7 @@ def split_html(markup: str, limit: int = MAX_MESSAGE) -> list[str]:
 
     Parts end at a blank line if one is in the second half of the room, else at
     a line break, a sentence end, a space, or (only for a word longer than a
-    message) anywhere between two characters; never inside a tag or an entity.
+    message) anywhere between two characters; never inside a tag, an entity or a grapheme cluster.
     Tags open at a cut are closed at the end of the part and reopened at the
     start of the next one, so every part is well-formed on its own. Whitespace
     at a cut is dropped, and so is a part that would hold nothing but whitespace.
@@ -71,7 +80,7 @@ def split_html(markup: str, limit: int = MAX_MESSAGE) -> list[str]:
 @dataclass(frozen=True)
 class _Atom:
     """A piece of markup that is never cut: a tag (``kind`` "open" or "close", with its lower-case ``name``),
-    or ``kind`` "text", one character or entity."""
+    or ``kind`` "text", one character (a grapheme cluster) or entity."""
 
     raw: str
     kind: str
@@ -85,16 +94,47 @@ class _Atom:
 
 def _read_atoms(markup: str) -> list[_Atom]:
     """Return ``markup`` as atoms, in order; joined they give ``markup`` back."""
-    atoms = []
+    atoms: list[_Atom] = []
     for match in _ATOM.finditer(markup):
         raw = match.group(0)
         if raw.startswith("<") and len(raw) > 1:
             name_match = _TAG_NAME.match(raw)
             name = name_match.group(1).lower() if name_match else ""
             atoms.append(_Atom(raw, "close" if raw.startswith("</") else "open", name))
+        elif atoms and atoms[-1].kind == "text" and _continues(atoms[-1].raw, raw):
+            atoms[-1] = _Atom(atoms[-1].raw + raw, "text")
         else:
             atoms.append(_Atom(raw, "text"))
     return atoms
+
+
+def _is_regional(char: str) -> bool:
+    """Return whether ``char`` is a regional indicator (two of them make a flag)."""
+    return "\U0001f1e6" <= char <= "\U0001f1ff"
+
+
+def _extends(char: str) -> bool:
+    """Return whether ``char`` belongs to the character before it: a combining mark, a variation selector, a skin
+    tone, a ZWJ, a tag character (subdivision flags) or a Hangul vowel or final consonant."""
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or "\ufe00" <= char <= "\ufe0f"
+        or "\U0001f3fb" <= char <= "\U0001f3ff"
+        or char == _ZWJ
+        or "\U000e0020" <= char <= "\U000e007f"
+        or "\U000e0100" <= char <= "\U000e01ef"
+        or "\u1160" <= char <= "\u11ff"
+    )
+
+
+def _continues(cluster: str, char: str) -> bool:
+    """Return whether ``char`` (one character of text, not an entity) joins ``cluster``, the text atom before it,
+    as one grapheme cluster: what a reader sees as one character, approximated with the standard library."""
+    if len(char) != 1 or len(cluster) >= MAX_CLUSTER or cluster.startswith("&") or cluster.isspace():
+        return False
+    if _extends(char) or cluster.endswith(_ZWJ):
+        return True
+    return _is_regional(char) and _is_regional(cluster[-1]) and sum(map(_is_regional, cluster)) % 2 == 1
 
 
 def _open_tags(atoms: list[_Atom]) -> list[tuple[_Atom, ...]]:
@@ -137,7 +177,7 @@ def _break_qualities(atoms: list[_Atom]) -> list[int]:
         else:
             quality = _ANYWHERE
         qualities.append(quality)
-        char = html.unescape(before.raw) if before.kind == "text" else ""
+        char = html.unescape(before.raw)[:1] if before.kind == "text" else ""
         if char and not char.isspace() and char not in _CLOSING_PUNCT:
             last_char = char
     return qualities

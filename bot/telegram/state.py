@@ -10,8 +10,10 @@ per question.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import TypeVar
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, ReplyParameters, Update
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, ChatMigrated, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.settings import Settings
@@ -41,6 +43,9 @@ SCOPE_GONE = (
     "The articles this chat asked ({ids}) are no longer in the library, so it now asks the whole library. "
     "/articles lists what there is to choose from."
 )
+#: How long the bot stops trying a chat it cannot reach (kicked, blocked, "chat not found"), in seconds, unless
+#: the chat shows it is back first (the bot added to the group again, /start from a user who unblocked it).
+UNREACHABLE_SECONDS = 600.0
 
 
 @dataclass
@@ -57,6 +62,8 @@ class BotState:
     refused: set[int] = field(default_factory=set)
     #: Chats whose chosen articles were all removed, with their ids, until the chat is told (once).
     scope_gone: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    #: Chats the bot cannot reach, with when it found out (``time.monotonic``).
+    unreachable: dict[int, float] = field(default_factory=dict)
 
     @property
     def ready(self) -> Searcher:
@@ -123,6 +130,35 @@ class BotState:
             await send(message, html.escape(SCOPE_GONE.format(ids=", ".join(map(str, gone)))))
         return scope
 
+    def cannot_reach(self, chat_id: int, error: TelegramError) -> None:
+        """Stop trying ``chat_id`` for :data:`UNREACHABLE_SECONDS`, which Telegram refused with ``error``; log one
+        line (only the first time)."""
+        if chat_id not in self.unreachable:
+            log.warning(
+                "chat %s cannot be reached (%s): not answering it for %.0f minutes, or until it is back",
+                chat_id,
+                describe(error),
+                UNREACHABLE_SECONDS / 60,
+            )
+        self.unreachable[chat_id] = time.monotonic()
+
+    def reachable(self, chat_id: int, back: bool) -> bool:
+        """Return whether to handle an update from ``chat_id``: not while it cannot be reached, unless the update
+        shows it is ``back`` or the wait is over."""
+        since = self.unreachable.get(chat_id)
+        if since is None:
+            return True
+        if back or time.monotonic() - since >= UNREACHABLE_SECONDS:
+            del self.unreachable[chat_id]
+            log.info("chat %s is answered again", chat_id)
+            return True
+        return False
+
+    def migrate(self, old: int, new: int) -> None:
+        """Carry what the group ``old`` chose over to the supergroup ``new`` it became."""
+        if self.chats.migrate(old, new):
+            log.info("chat %s became the supergroup %s: its choice of articles came along", old, new)
+
     def is_admin(self, user_id: int | None) -> bool:
         """Return whether ``user_id`` is one of ``TELEGRAM_ADMINS``."""
         return user_id is not None and user_id in self.settings.telegram.admins
@@ -180,31 +216,79 @@ def keyboard(buttons: Sequence[tuple[str, str]], per_row: int = 2) -> InlineKeyb
 async def send(
     message: Message, html_text: str, buttons: Sequence[tuple[str, str]] = (), per_row: int = 2
 ) -> Message | None:
-    """Reply to ``message`` with ``html_text``, split to fit Telegram's limit; buttons go under the last part."""
-    parts = split_html(html_text)
-    sent = None
+    """Reply to ``message`` with ``html_text``, split to fit Telegram's limit; buttons go under the last part.
+    Return the last part sent (``None`` when there was nothing to send)."""
+    sent = await send_all(message, html_text, buttons, per_row)
+    return sent[-1] if sent else None
+
+
+async def send_all(
+    message: Message, html_text: str, buttons: Sequence[tuple[str, str]] = (), per_row: int = 2
+) -> list[Message]:
+    """Reply to ``message`` as :func:`send` does; return every message sent, in order."""
+    return await _send_parts(message, split_html(html_text), buttons, per_row)
+
+
+async def _send_parts(
+    message: Message, parts: Sequence[str], buttons: Sequence[tuple[str, str]], per_row: int
+) -> list[Message]:
+    """Reply to ``message`` with each of ``parts`` (HTML that fits one message), buttons under the last; return
+    the messages sent. When the group was upgraded to a supergroup meanwhile, they go to the supergroup (not as
+    replies: the question stayed in the old group)."""
+    chat_id = message.chat_id
+    thread = message.message_thread_id if message.is_topic_message else None
+    reply: ReplyParameters | None = ReplyParameters(message.message_id, allow_sending_without_reply=True)
+    sent: list[Message] = []
     for number, part in enumerate(parts, start=1):
-        sent = await message.get_bot().send_message(
-            chat_id=message.chat_id,
-            text=part,
-            message_thread_id=message.message_thread_id if message.is_topic_message else None,
-            reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
-            reply_markup=keyboard(buttons, per_row) if number == len(parts) else None,
-        )
+        markup = keyboard(buttons, per_row) if number == len(parts) else None
+        try:
+            made = await message.get_bot().send_message(
+                chat_id=chat_id, text=part, message_thread_id=thread, reply_parameters=reply, reply_markup=markup
+            )
+        except ChatMigrated as exc:
+            log.info("chat %s became the supergroup %s: sending there", chat_id, exc.new_chat_id)
+            chat_id, thread, reply = exc.new_chat_id, None, None
+            made = await message.get_bot().send_message(chat_id=chat_id, text=part, reply_markup=markup)
+        sent.append(made)
     return sent
 
 
-async def edit(message: Message, html_text: str, buttons: Sequence[tuple[str, str]] = (), per_row: int = 2) -> None:
-    """Replace the text of the bot's ``message``; parts that do not fit go out as new replies to the question."""
+async def edit(
+    message: Message,
+    html_text: str,
+    buttons: Sequence[tuple[str, str]] = (),
+    per_row: int = 2,
+    earlier: Sequence[int] = (),
+) -> list[int]:
+    """Replace what the bot's messages ``earlier`` (ids, in order) and ``message`` (the last) show with
+    ``html_text``, buttons under its last part; return the ids of the messages that show it now, in order.
+
+    The messages are edited in place, part by part; parts that do not fit in them go out as new replies to the
+    question, and messages left over are deleted (or, if Telegram refuses, emptied to a dash).
+    """
+    bot, chat_id = message.get_bot(), message.chat_id
+    old = [*earlier, message.message_id]
     parts = split_html(html_text)
-    try:
-        await message.edit_text(parts[0], reply_markup=keyboard(buttons, per_row) if len(parts) == 1 else None)
-    except BadRequest as exc:
-        if "not modified" not in str(exc):
-            raise
-    if len(parts) > 1:
+    shown: list[int] = []
+    for number, (message_id, part) in enumerate(zip(old, parts, strict=False), start=1):
+        markup = keyboard(buttons, per_row) if number == len(parts) else None
+        try:
+            await bot.edit_message_text(part, chat_id=chat_id, message_id=message_id, reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" not in str(exc):
+                raise
+        shown.append(message_id)
+    if len(parts) > len(old):
         asked = message.reply_to_message or message
-        await send(asked, "\n\n".join(parts[1:]), buttons, per_row)
+        shown += [m.message_id for m in await _send_parts(asked, parts[len(old) :], buttons, per_row)]
+    for message_id in old[len(parts) :]:
+        try:
+            await bot.delete_message(chat_id, message_id)
+        except TelegramError as exc:
+            log.info("could not delete message %s of chat %s (%s): emptying it", message_id, chat_id, exc)
+            with contextlib.suppress(TelegramError):
+                await bot.edit_message_text("–", chat_id=chat_id, message_id=message_id)
+    return shown
 
 
 async def acknowledge(update: Update, text: str | None = None) -> None:

@@ -16,7 +16,9 @@ Every request the bot makes but getUpdates passes through :class:`PatientRateLim
   replaced by an empty one with its ``update_id`` (logged once), so the offset
   moves past it;
 - a 401 on every call for ``TELEGRAM_UNAUTHORIZED_EXIT_SECONDS`` sets
-  :attr:`TokenWatch.fatal`, on which the bot exits with one line.
+  :attr:`TokenWatch.fatal`, on which the bot exits with one line;
+- a chat that cannot be written to (403, "chat not found": :func:`unreachable`) is
+  never retried.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import Update
-from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter
 from telegram.request import HTTPXRequest, RequestData
 
@@ -46,6 +48,14 @@ UNTHROTTLED = {"sendChatAction"}
 TIMER_SLACK = 0.05
 #: The polling loop logs at most one failure line in this many seconds.
 POLL_LOG_EVERY = 30.0
+
+
+def unreachable(error: BaseException | None) -> bool:
+    """Return whether ``error`` says the chat cannot be written to any more: 403 (the bot was kicked from the
+    group, blocked by the user, the user deactivated) or 400 "chat not found". Trying again will not help."""
+    if isinstance(error, Forbidden):
+        return True
+    return isinstance(error, BadRequest) and "chat not found" in str(error).lower()
 
 
 class TokenWatch:

@@ -14,7 +14,12 @@ reply lost after the request was carried out), or every call for a while
 token, flood control). Hostile input: :meth:`FakeTelegram.send_raw` queues any
 update as it is (one python-telegram-bot cannot parse), and
 :meth:`FakeTelegram.redeliver` posts a webhook update a second time, as
-Telegram does when it is unsure the first delivery arrived.
+Telegram does when it is unsure the first delivery arrived. Chats change or go
+away: :meth:`FakeTelegram.migrate` upgrades a group to a supergroup,
+:meth:`~FakeTelegram.kick`, :meth:`~FakeTelegram.block` and
+:meth:`~FakeTelegram.lose` make every call to a chat fail as Telegram does
+(403, 403, 400 "chat not found") until :meth:`~FakeTelegram.readd` or
+:meth:`~FakeTelegram.unblock`.
 
 Messages are checked as Telegram checks them: HTML that Telegram would refuse
 gets "Bad Request: can't parse entities: ...", a text over 4096 characters
@@ -257,6 +262,7 @@ class BotMessage:
     markup: dict[str, Any] | None
     at: float
     edits: list[str] = field(default_factory=list)
+    deleted: bool = False
 
     @property
     def buttons(self) -> dict[str, str]:
@@ -286,6 +292,8 @@ class FakeTelegram:
         self.downloads: list[str] = []  # file paths the bot downloaded from /file/bot<token>/
         self.file_paths: dict[str, str] = {}  # file_id -> the file_path getFile gives instead (a hostile Bot API)
         self.group_admins: dict[int, dict[int, str]] = {}  # chat id -> {user id: "creator" | "administrator"}
+        self.migrated: dict[int, int] = {}  # a group's id -> the id of the supergroup it became
+        self.unreachable: dict[int, tuple[int, str]] = {}  # chat id -> (status, description) of every call to it
         self._next_file = itertools.count(1)
         self._cond = threading.Condition()
         self._updates: list[dict[str, Any]] = []
@@ -481,6 +489,45 @@ class FakeTelegram:
             self._chats[chat["id"]] = chat
             return self._store_bot_message(chat["id"], html_text, check_text(html_text, "HTML"), reply_to, markup)
 
+    # --- chats that change or go away -------------------------------------------------------------------
+
+    def migrate(self, chat: dict[str, Any], user: dict[str, Any], new_id: int) -> dict[str, Any]:
+        """``user`` upgrades the group ``chat`` to a supergroup ``new_id``, as Telegram does it: calls naming the
+        old id fail with ``migrate_to_chat_id``, and both chats get a service message; return the new chat."""
+        new_chat = {"id": new_id, "type": "supergroup", "title": chat.get("title", "Readers")}
+        with self._cond:
+            self.migrated[chat["id"]] = new_id
+        self._user_message(chat, user, {"migrate_to_chat_id": new_id}, None)
+        self._user_message(new_chat, user, {"migrate_from_chat_id": chat["id"]}, None)
+        return new_chat
+
+    def kick(self, chat: dict[str, Any]) -> None:
+        """The bot is removed from the group ``chat``: every call to it is 403 "bot was kicked"."""
+        with self._cond:
+            self.unreachable[chat["id"]] = (403, "Forbidden: bot was kicked from the group chat")
+
+    def block(self, user: dict[str, Any]) -> None:
+        """``user`` blocks the bot: every call to their private chat is 403 "bot was blocked by the user"."""
+        with self._cond:
+            self.unreachable[user["id"]] = (403, "Forbidden: bot was blocked by the user")
+
+    def lose(self, chat: dict[str, Any]) -> None:
+        """Telegram no longer knows ``chat`` for the bot: every call to it is 400 "chat not found"."""
+        with self._cond:
+            self.unreachable[chat["id"]] = (400, "Bad Request: chat not found")
+
+    def readd(self, chat: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+        """``user`` adds the bot to the group ``chat`` again (after :meth:`kick` or :meth:`lose`); return the
+        service message Telegram sends."""
+        with self._cond:
+            self.unreachable.pop(chat["id"], None)
+        return self._user_message(chat, user, {"new_chat_members": [self.bot]}, None)
+
+    def unblock(self, user: dict[str, Any]) -> None:
+        """``user`` unblocks the bot (their client then sends /start: :meth:`send_text` it)."""
+        with self._cond:
+            self.unreachable.pop(user["id"], None)
+
     def inject(self, method: str, *faults: Fault) -> None:
         """Make the next calls of ``method`` fail (or wait) as ``faults`` say, one fault per call."""
         with self._cond:
@@ -520,10 +567,10 @@ class FakeTelegram:
         with self._cond:
             return [c for c in self.calls if c.method.lower() == method.lower()]
 
-    def messages_in(self, chat_id: int) -> list[BotMessage]:
-        """The messages the bot sent to ``chat_id``, in order."""
+    def messages_in(self, chat_id: int, deleted: bool = True) -> list[BotMessage]:
+        """The messages the bot sent to ``chat_id``, in order (without those it deleted since, unless ``deleted``)."""
         with self._cond:
-            return [m for m in self.sent if m.chat_id == chat_id]
+            return [m for m in self.sent if m.chat_id == chat_id and (deleted or not m.deleted)]
 
     def replies_to(self, chat_id: int, message_id: int) -> list[BotMessage]:
         """The bot's messages in reply to message ``message_id`` of ``chat_id``."""
@@ -701,6 +748,19 @@ class FakeTelegram:
             record.html, record.text, record.markup = params["text"], visible, markup
             return stored
 
+    def _api_deletemessage(self, params: dict[str, Any]) -> bool:
+        with self._cond:
+            chat_id = self._chat_id(params)
+            key = (chat_id, int(params.get("message_id") or 0))
+            stored = self._messages.get(key)
+            if stored is None:
+                raise ApiError(400, "Bad Request: message to delete not found")
+            if stored["from"]["id"] != self.bot["id"]:
+                raise ApiError(400, "Bad Request: message can't be deleted")
+            del self._messages[key]
+            next(m for m in self.sent if (m.chat_id, m.message_id) == key).deleted = True
+        return True
+
     def _api_answercallbackquery(self, params: dict[str, Any]) -> bool:
         with self._cond:
             query_id = params.get("callback_query_id")
@@ -810,6 +870,13 @@ class FakeTelegram:
         chat_id = params.get("chat_id")
         if not isinstance(chat_id, int) or chat_id not in self._chats:
             raise ApiError(400, "Bad Request: chat not found")
+        if chat_id in self.migrated:
+            new_id = self.migrated[chat_id]
+            raise ApiError(
+                400, "Bad Request: group chat was upgraded to a supergroup chat", {"migrate_to_chat_id": new_id}
+            )
+        if chat_id in self.unreachable:
+            raise ApiError(*self.unreachable[chat_id])
         return chat_id
 
     def _allowed(self, update: dict[str, Any]) -> bool:

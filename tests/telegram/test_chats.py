@@ -106,3 +106,33 @@ def test_an_unusable_file_at_start_is_one_line_naming_it(tmp_path: Path, damage:
     with pytest.raises(CitebotError, match=r"bot\.sqlite3 is not a readable chat state .* move it away") as info:
         ChatState(path)
     assert "\n" not in str(info.value)
+
+
+def test_a_group_upgraded_to_a_supergroup_keeps_its_scope(tmp_path: Path) -> None:
+    state = ChatState(tmp_path / "bot.sqlite3")
+    state.set_scope(-41, (3, 5))
+    assert state.migrate(-41, -10041) is True
+    assert state.scope(-10041) == (3, 5) and state.scope(-41) is None
+    assert state.migrate(-41, -10041) is False  # Telegram says so twice (in the old chat and in the new): once
+    state.set_scope(-42, (1,))
+    state.set_scope(-10042, (2,))
+    state.migrate(-42, -10042)  # the supergroup chose already: its own choice stands
+    assert state.scope(-10042) == (2,)
+
+
+def test_an_answer_keeps_the_messages_it_takes_also_in_a_state_written_before_them(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    old = sqlite3.connect(path)  # the schema before answers kept their parts
+    old.executescript(
+        "CREATE TABLE scope (chat_id INTEGER PRIMARY KEY, articles TEXT NOT NULL);"
+        "CREATE TABLE answers (chat_id INTEGER NOT NULL, message_id INTEGER NOT NULL, question TEXT NOT NULL, "
+        "article INTEGER NOT NULL, fingerprint TEXT NOT NULL, scope TEXT, at REAL NOT NULL, "
+        "PRIMARY KEY (chat_id, message_id));"
+        "INSERT INTO answers VALUES (7, 3, 'an old one', 1, 'ff', NULL, 0);"
+    )
+    old.commit()
+    old.close()
+    state = ChatState(path)
+    assert state.recall(7, 3) == AnswerContext("an old one", 1, "ff", None)
+    state.remember(7, 12, AnswerContext("long", 1, "ff", None, parts=(10, 11)))
+    assert state.recall(7, 12) == AnswerContext("long", 1, "ff", None, parts=(10, 11))

@@ -169,3 +169,48 @@ def test_tags_open_at_a_cut_are_closed_and_reopened() -> None:
 def test_whitespace_only_markup_longer_than_a_message_gives_no_part() -> None:
     assert split_html(" \n" * 100, limit=10) == []
     assert split_html("<b>" + " " * 100 + "</b>", limit=20) == []
+
+
+# --- issue 23: a word longer than a message, made of emoji, accents and entities --------------------------------
+
+#: Clusters a reader sees as one character each, several code points long: a cut inside one shows broken glyphs.
+_CLUSTERS = [
+    "👩\u200d👩\u200d👧\u200d👦",  # a family: four emoji joined by ZWJ
+    "🇺🇦",  # a flag: two regional indicators
+    "👍🏽",  # a skin tone modifier
+    "e\u0301",  # a combining accent
+    "1\ufe0f\u20e3",  # a keycap: digit, variation selector, enclosing keycap
+    "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",  # a subdivision flag (tag characters)
+    "🧑🏿\u200d🚀",  # a skin tone inside a ZWJ sequence
+    "&amp;",
+    "&lt;",
+    "&#x1F600;",
+    "x",
+]
+
+
+@pytest.mark.parametrize("limit", [MAX_MESSAGE, 700, 97])
+def test_a_long_word_is_cut_only_between_what_a_reader_sees_as_characters(limit: int) -> None:
+    """Issue 23: a 5,452-character word was cut inside entities and emoji."""
+    rng = random.Random(limit)
+    clusters = [rng.choice(_CLUSTERS) for _ in range(1400)]
+    markup = "<b>" + "".join(clusters) + "</b>"
+    visible = [html.unescape(c) for c in clusters]
+    boundaries = {0}
+    for cluster in visible:
+        boundaries.add(max(boundaries) + len(cluster))
+    parts = split_html(markup, limit)
+    assert len(parts) >= 2
+    at = 0
+    for part in parts:
+        assert utf16_len(part) <= limit and part.startswith("<b>") and part.endswith("</b>")
+        at += len(parse_html(part))
+        assert at in boundaries, (at, part[-20:])  # every part ends between two clusters, never inside one
+    assert at == max(boundaries)
+
+
+def test_a_pile_of_combining_marks_is_still_cut_to_fit() -> None:
+    """A hostile "character" with thousands of combining marks must not make a message unsendable."""
+    markup = "a" + "\u0301" * 5000
+    parts = split_html(markup)
+    assert all(utf16_len(p) <= MAX_MESSAGE for p in parts) and "".join(parts) == markup
