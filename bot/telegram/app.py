@@ -381,7 +381,9 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
         await application.start()
 
     try:
-        asyncio.run(serve(application, start, scheduler, token_watch, settings.telegram.shutdown_seconds))
+        state: BotState = application.bot_data["citebot"]
+        shutdown = settings.telegram.shutdown_seconds
+        asyncio.run(serve(application, start, scheduler, token_watch, shutdown, state.stopping.set))
     except TelegramError as exc:
         raise CitebotError(f"the Telegram bot stopped: {redactor.redact(str(exc))}") from None
     return 0

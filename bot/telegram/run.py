@@ -46,9 +46,11 @@ async def serve(
     scheduler: FairScheduler,
     token: TokenWatch,
     shutdown_seconds: float,
+    on_stop: Callable[[], None] = lambda: None,
 ) -> None:
     """Initialise ``application``, run ``start`` (start-up, then polling or the webhook), serve until a
-    stop signal, then stop within about ``shutdown_seconds``.
+    stop signal, then stop within about ``shutdown_seconds``; ``on_stop`` is called first, to tell work in
+    other threads (adding an article) to stop at its next safe point.
 
     Raises:
         CitebotError: when Telegram refused the token for too long (the process should exit non-zero).
@@ -74,6 +76,7 @@ async def serve(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        on_stop()
         await stop(application, scheduler, shutdown_seconds)
     if token.fatal.is_set():
         raise CitebotError(token.reason)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class BotState:
     refused: set[int] = field(default_factory=set)
     #: Chats whose chosen articles were all removed, with their ids, until the chat is told (once).
     scope_gone: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    #: Set when the bot starts shutting down: an addition in progress stops at its next safe point.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def ready(self) -> Searcher:
