@@ -382,9 +382,9 @@ class Library:
         """Split, tokenise and embed ``article`` (the slow part of adding; no lock is held).
 
         Raises:
-            Stopped: when ``should_stop()`` says so between embedding batches.
+            Stopped: when ``should_stop()`` says so, while splitting sentences or between embedding batches.
         """
-        sentences = split_sentences(article)
+        sentences = split_sentences(article, should_stop)
         if len(sentences) >= MAX_SENTENCES:
             raise LibraryError(f"{article.source}: too many sentences ({len(sentences)}; at most {MAX_SENTENCES - 1})")
         texts = [article.text[s.start : s.end] for s in sentences]

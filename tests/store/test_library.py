@@ -400,7 +400,7 @@ def test_an_add_told_to_stop_stores_nothing_whether_embedding_or_about_to_commit
     long = _article([f"Paragraph {n} says the harbour handled {n} ships." for n in range(300)], "/x/long.txt")
     with pytest.raises(Stopped):
         library.add(long, embedder, should_stop=at_once)
-    assert checks == [1]  # before the first batch: nothing was embedded
+    assert checks == [1]  # at the first check, before anything was split or embedded
     prepared = threading.Event()  # set once the embedding is done, before the writers' lock is taken
     changed = _article([BAKERY[0], "Its rye bread sells out by ten."], "/x/bakery.txt")
     with pytest.raises(Stopped, match=r"^/x/bakery.txt: stopped before it was stored$"):
