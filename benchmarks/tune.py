@@ -40,6 +40,7 @@ import hashlib
 import json
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -86,11 +87,19 @@ class CachedEmbedder:
             self._vectors = dict(zip(saved["texts"].tolist(), saved["vectors"], strict=True))
         self._dirty = False
 
-    def encode(self, texts: list[str], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
+    def encode(
+        self,
+        texts: list[str],
+        batch_size: int = 32,
+        progress: bool | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if missing:
             print(f"embedding {len(missing)} texts", file=sys.stderr)
-            for text, vector in zip(missing, self._embedder.encode(missing, batch_size=64), strict=True):
+            for text, vector in zip(
+                missing, self._embedder.encode(missing, batch_size=64, should_stop=should_stop), strict=True
+            ):
                 self._vectors[text] = vector
             self._dirty = True
         return np.array([self._vectors[t] for t in texts], dtype=np.float32).reshape(len(texts), -1)

@@ -46,3 +46,8 @@ class IndexCorruptError(Exception):
 
 class LibraryError(CitebotError):
     """The library cannot be used as asked: an unknown article id, a damaged catalog, an unusable data directory."""
+
+
+class Stopped(CitebotError):
+    """A change was stopped at a safe point because its caller asked (a front end shutting down); nothing of it
+    was stored."""

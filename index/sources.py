@@ -1,10 +1,11 @@
 """Sources: turning what a user names (a file, a web page, a feed) into library articles, and keeping them fresh.
 
 :func:`load` reads a path or fetches a URL (safely: :mod:`index.reading.fetch`) into an article and what the
-catalog keeps about where it came from. :func:`add_feed` adds every item of an RSS or Atom feed
-(:mod:`index.reading.feeds`) and remembers the feed. :func:`refresh` re-checks every web article and feed of the
-library: conditional requests first (ETag, Last-Modified), then the content's fingerprint, and adds,
-replaces or leaves each, reporting what it did. Front ends (``citebot add``, ``citebot refresh``, the
+catalog keeps about where it came from; :func:`load_upload` does the same for the bytes of a file a front end was
+sent (a document sent to the Telegram bot); :func:`add_loaded` adds either. :func:`add_feed` adds every item of an
+RSS or Atom feed (:mod:`index.reading.feeds`) and remembers the feed. :func:`refresh` re-checks every web article
+and feed of the library: conditional requests first (ETag, Last-Modified), then the content's fingerprint, and
+adds, replaces or leaves each, reporting what it did. Front ends (``citebot add``, ``citebot refresh``, the
 Telegram bot) call these; nothing here prints.
 """
 
@@ -31,14 +32,14 @@ from index.reading.fetch import (
     robots_allowed,
     short_url,
 )
-from index.reading.ingest import format_of_name, read_article
+from index.reading.ingest import format_of_name, parse_article, read_article
 from index.store.catalog import ArticleRecord, Provenance, now
 
 if TYPE_CHECKING:
     from index.analysis.embed import Embedder
     from index.store.library import AddResult, Library
 
-__all__ = ["Change", "Loaded", "add_feed", "add_loaded", "is_url", "load", "refresh"]
+__all__ = ["Change", "Loaded", "add_feed", "add_loaded", "error_reason", "is_url", "load", "load_upload", "refresh"]
 
 #: HTTP statuses that mean a page is gone for good: reported once by ``refresh``, never a failure.
 GONE_STATUSES = (404, 410)
@@ -93,10 +94,31 @@ def load(source: str, config: FetchConfig | None = None) -> Loaded:
     return Loaded(article, _fetched_provenance(article, got))
 
 
-def add_loaded(library: Library, embedder: Embedder, loaded: Loaded, feed: str | None = None) -> AddResult:
-    """Add a loaded article to ``library`` (no-op when it has the content; a replacement for the same source)."""
+def load_upload(data: bytes, name: str, source: str) -> Loaded:
+    """Return the article in ``data``, the bytes of a file called ``name`` that a front end received (its format
+    by the bytes, then the name, as for a path), stored as coming from ``source``.
+
+    Raises:
+        ArticleError: one line naming ``name`` (never ``source``, which may hold a front end's internal ids).
+    """
+    article = parse_article(data, name)
+    return Loaded(replace(article, source=source), Provenance(_kind(article, name)))
+
+
+def add_loaded(
+    library: Library,
+    embedder: Embedder,
+    loaded: Loaded,
+    feed: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> AddResult:
+    """Add a loaded article to ``library`` (no-op when it has the content; a replacement for the same source).
+
+    Raises:
+        Stopped: when ``should_stop()`` says so before the article is stored (see :meth:`Library.add`).
+    """
     provenance = loaded.provenance if feed is None else replace(loaded.provenance, feed=feed)
-    return library.add(loaded.article, embedder, provenance)
+    return library.add(loaded.article, embedder, provenance, should_stop=should_stop)
 
 
 @dataclass(frozen=True)
@@ -158,14 +180,14 @@ def _add_items(
                 result = add_loaded(library, embedder, load(item, config), feed=feed)
                 change = Change(item, result.status, result.record)
         except AddressRefused as exc:
-            change = _skipped_once(library, item, _reason(item, exc))
+            change = _skipped_once(library, item, error_reason(exc, item))
         except FetchStatusError as exc:
             if exc.status in GONE_STATUSES:
                 change = _skipped_once(library, item, f"the page is gone (HTTP {exc.status})")
             else:
-                change = Change(item, "failed", reason=_reason(item, exc))
+                change = Change(item, "failed", reason=error_reason(exc, item))
         except CitebotError as exc:
-            change = Change(item, "failed", reason=_reason(item, exc))
+            change = Change(item, "failed", reason=error_reason(exc, item))
         if change is None:
             continue
         report(change)
@@ -173,10 +195,11 @@ def _add_items(
     return changes
 
 
-def _reason(source: str, error: Exception) -> str:
-    """Return the message of ``error`` without the source it opens with: front ends print the source beside it."""
+def error_reason(error: Exception, *sources: str) -> str:
+    """Return the message of ``error`` without the source it opens with (one of ``sources``, or its short form):
+    front ends show the source beside it."""
     message = str(error)
-    for name in (source, short_url(source)):
+    for name in (n for source in sources for n in (source, short_url(source))):
         if message.startswith(f"{name}: "):
             return message[len(name) + 2 :]
     return message
@@ -260,7 +283,7 @@ def _refresh_article(library: Library, embedder: Embedder, record: ArticleRecord
         result = add_loaded(library, embedder, loaded, feed=record.feed)
         return Change(record.source, result.status, result.record)
     except CitebotError as exc:
-        return Change(record.source, "failed", record, _reason(record.source, exc))
+        return Change(record.source, "failed", record, error_reason(exc, record.source))
 
 
 def _gone(library: Library, record: ArticleRecord, status: int) -> Change:

@@ -10,14 +10,14 @@ import pytest
 
 from index.answer import answer
 from index.config import IndexConfig
-from index.errors import FetchError
+from index.errors import ArticleError, FetchError
 from index.reading.article import Article
 from index.reading.clean import clean_text
 from index.reading.feeds import Feed, read_feed
 from index.reading.fetch import NotModified, article_from_fetched, fetch
 from index.reading.ingest import SUFFIX_FORMATS, parse_article, read_article
 from index.search.retrieve import Searcher
-from index.sources import add_feed, add_loaded, load, refresh
+from index.sources import add_feed, add_loaded, error_reason, load, load_upload, refresh
 from index.store.library import Library
 from tests.support.news_server import LOCAL, NewsServer, file, page
 from tests.support.paths import SOURCES as DATA
@@ -316,3 +316,21 @@ def test_every_markdown_suffix_is_read_and_catalogued_as_markdown(suffix: str, t
     loaded = load(str(path))
     assert loaded.provenance.kind == "markdown"
     assert loaded.article.title == "River levels this spring" and paragraphs(loaded.article) == story("river")
+
+
+# --- uploads: the bytes of a file a front end was sent --------------------------------------------------
+
+
+def test_an_upload_is_read_as_the_same_file_on_disk_and_its_errors_name_the_file(tmp_path: Path) -> None:
+    """The Telegram bot had its own rule for the kind (a text named scan.pdf was a "pdf"); now there is one."""
+    text = b"# Ferry strike ends\n\nThe ferry crews ended their strike on Monday after a pay deal.\n"
+    for name, data in (("scan.pdf", text), ("report.pdf", report_pdf(tmp_path / "r.pdf").read_bytes())):
+        (tmp_path / name).write_bytes(data)
+        upload, on_disk = load_upload(data, name, f"telegram:AgADxyz/{name}"), load(str(tmp_path / name))
+        assert upload.article.source == f"telegram:AgADxyz/{name}"
+        assert (upload.provenance, upload.article.fingerprint) == (on_disk.provenance, on_disk.article.fingerprint)
+    with pytest.raises(ArticleError) as refused:
+        load_upload(bytes(range(256)) * 40, "binary.txt", "telegram:AgADxyz/binary.txt")
+    assert str(refused.value) == "binary.txt: looks like a binary file, not text"
+    reason = error_reason(refused.value, "telegram:AgADxyz/binary.txt", "binary.txt")
+    assert reason == "looks like a binary file, not text"

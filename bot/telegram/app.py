@@ -415,8 +415,9 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
         where = (telegram.webhook_url, telegram.webhook_listen, telegram.webhook_port)
         webhook = Webhook(*where, secret, application.bot, application.update_queue)
     try:
+        state: BotState = application.bot_data["citebot"]
         shutdown = settings.telegram.shutdown_seconds
-        asyncio.run(serve(application, start, scheduler, token_watch, shutdown, webhook))
+        asyncio.run(serve(application, start, scheduler, token_watch, shutdown, webhook, state.stopping.set))
     except TelegramError as exc:
         raise CitebotError(f"the Telegram bot stopped: {redactor.redact(str(exc))}") from None
     return 0

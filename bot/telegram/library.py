@@ -13,12 +13,15 @@ import asyncio
 import contextlib
 import html
 import logging
+import os
 import re
+import stat
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path, PurePath, PurePosixPath
 from urllib.parse import quote
 
+import httpx
 from telegram import Bot, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
@@ -27,10 +30,11 @@ from bot.telegram.buttons import LibraryButton, decode_library_button
 from bot.telegram.html import article_html
 from bot.telegram.state import BotState, acknowledge, addressed, bot_state, describe, edit, may_change_scope, send
 from bot.telegram.texts import ARTICLES_PER_PAGE, articles_page, scope_html
-from index.errors import CitebotError
-from index.reading.article import Article
-from index.reading.ingest import SUFFIX_FORMATS, format_of_name, parse_article
-from index.store.catalog import Provenance
+from index.errors import CitebotError, Stopped
+from index.reading.article import megabytes
+from index.reading.display import safe_line
+from index.reading.ingest import SUFFIX_FORMATS, format_of_name, read_at_most
+from index.sources import Loaded, add_loaded, error_reason, load, load_upload
 from index.store.library import AddResult
 
 log = logging.getLogger("citebot.telegram")
@@ -49,6 +53,8 @@ USE_USAGE = "Use like this: /use 3 (ask only article 3), /use 3 5, or /use all (
 REMOVE_USAGE = "Remove like this: /remove 3 (the id that /articles shows)."
 EMPTY = "The library is empty."
 UNEXPECTED = "something went wrong on the bot's side (its log has the details)."
+SHUTTING_DOWN = "the bot is shutting down, so nothing was stored. Send it again later."
+TOO_LARGE = f"it is larger than {megabytes(MAX_DOWNLOAD)}"
 NOT_SAVED = (
     "Sorry, I cannot remember which articles this chat asks right now (the bot's chat state cannot be written), "
     "so it asks the whole library. The bot's log says more."
@@ -198,34 +204,34 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     document = message.document
     name = PurePath(document.file_name or "article.txt").name or "article.txt"
-    kind = format_of_name(name)
-    if kind is None:
+    shown = safe_line(name)
+    if format_of_name(name) is None:
         kinds = " ".join(SUFFIX_FORMATS)
-        await send(message, html.escape(f"I can add text, Markdown, HTML or PDF files ({kinds}), not {name}."))
+        await send(message, html.escape(f"I can add text, Markdown, HTML or PDF files ({kinds}), not {shown}."))
         return
     if document.file_size is not None and document.file_size > MAX_DOWNLOAD:
-        size = document.file_size / 1024 / 1024
-        await send(message, html.escape(f"{name} is {size:.1f} MB; Telegram lets bots download at most 20 MB."))
+        cap = megabytes(MAX_DOWNLOAD)
+        await send(message, html.escape(f"{shown} is more than {cap}; Telegram lets bots download at most {cap}."))
         return
-    status = await send(message, f"Downloading {html.escape(name)}…")
+    status = await send(message, f"Downloading {html.escape(shown)}…")
     if status is None:
         return
     try:
         file = await context.bot.get_file(document.file_id)
         data = await download(context.bot, file.file_path, state.settings.telegram.local_files_dir)
     except CitebotError as exc:
-        await _outcome(status, html.escape(f"Not added: could not download {name}: {_sentence(str(exc))}"))
+        await _outcome(status, html.escape(f"Not added: could not download {shown}: {_sentence(str(exc))}"))
         return
     except TelegramError as exc:
-        await _outcome(status, html.escape(f"Not added: could not download {name} ({exc})."))
+        await _outcome(status, html.escape(f"Not added: could not download {shown} ({exc})."))
         return
     except Exception as exc:  # never leave the status message on "Downloading…"
-        log.error("downloading %s failed: %s", name, describe(exc), exc_info=exc)
-        await _outcome(status, html.escape(f"Not added: could not download {name}; {UNEXPECTED}"))
+        log.error("downloading %s failed: %s", shown, describe(exc), exc_info=exc)
+        await _outcome(status, html.escape(f"Not added: could not download {shown}; {UNEXPECTED}"))
         return
-    await _progress(status, f"Reading {html.escape(name)}…")
-    read = partial(parse_article, data, name, f"telegram:{document.file_unique_id}/{name}")
-    await _add(state, status, name, read, kind)
+    await _progress(status, f"Reading {html.escape(shown)}…")
+    source = f"telegram:{document.file_unique_id}/{name}"
+    await _add(state, status, shown, partial(load_upload, data, name, source), (name, source))
 
 
 async def download(bot: Bot, file_path: str | None, local_dir: Path | None) -> bytes:
@@ -248,32 +254,69 @@ async def download(bot: Bot, file_path: str | None, local_dir: Path | None) -> b
                 "the Bot API named a file on its own disk, which this bot reads only when it is set up for a local "
                 "Bot API server (TELEGRAM_LOCAL_FILES_DIR)"
             )
-        return _read_local(Path(file_path), local_dir)
+        return await asyncio.to_thread(_read_local, Path(file_path), local_dir)
     if ".." in path.parts or "\\" in file_path:
         raise CitebotError("the Bot API gave a file path that leaves its file directory")
-    url = f"{bot.base_file_url}/{quote(file_path)}"
+    return await _fetch_capped(f"{bot.base_file_url}/{quote(file_path)}")
+
+
+async def _fetch_capped(url: str) -> bytes:
+    """Return the body at ``url`` (the Bot API's file endpoint, the token in it: never shown), streamed and
+    refused as soon as it passes :data:`MAX_DOWNLOAD` bytes, whatever the file was said to hold.
+
+    Raises:
+        CitebotError: for an HTTP error, a failed download or a body over the cap (one line, no URL).
+    """
+    chunks: list[bytes] = []
+    total = 0
+    timeout = httpx.Timeout(DOWNLOAD_SECONDS)
     try:
-        code, payload = await bot.request.do_request(url, "GET", read_timeout=DOWNLOAD_SECONDS)
-    except TelegramError as exc:
+        async with (
+            httpx.AsyncClient(timeout=timeout, headers={"Accept-Encoding": "identity"}) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise CitebotError(f"the Bot API answered HTTP {response.status_code}")
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > MAX_DOWNLOAD:
+                raise CitebotError(TOO_LARGE)
+            async for chunk in response.aiter_raw():
+                total += len(chunk)
+                if total > MAX_DOWNLOAD:
+                    raise CitebotError(TOO_LARGE)
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:  # its message may hold the URL, and so the token
         raise CitebotError(f"the download failed ({type(exc).__name__})") from None
-    if code != 200:
-        raise CitebotError(f"the Bot API answered HTTP {code}")
-    if len(payload) > MAX_DOWNLOAD:
-        raise CitebotError("it is larger than 20 MB")
-    return payload
+    return b"".join(chunks)
 
 
 def _read_local(path: Path, local_dir: Path) -> bytes:
-    """Return the bytes of ``path`` if it is a file under ``local_dir`` (links resolved), of at most 20 MB."""
+    """Return the bytes of ``path`` if it is a regular file under ``local_dir`` (links resolved), of at most 20 MB.
+
+    Runs off the event loop. The file is opened without blocking (a named pipe cannot hold the bot), checked by
+    the descriptor opened (not the path, which may change meanwhile), and read no further than the cap.
+    """
     real = path.resolve()
     if not real.is_relative_to(local_dir.resolve()):
         raise CitebotError("the Bot API named a file outside TELEGRAM_LOCAL_FILES_DIR")
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC
+    unreadable = "the local Bot API server's file cannot be read ({})"
     try:
-        if real.stat().st_size > MAX_DOWNLOAD:
-            raise CitebotError("it is larger than 20 MB")
-        return real.read_bytes()
+        fd = os.open(real, flags)
     except OSError as exc:
-        raise CitebotError(f"the local Bot API server's file cannot be read ({exc.strerror})") from None
+        raise CitebotError(unreadable.format(exc.strerror)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CitebotError("it is not a regular file")
+        with open(fd, "rb", buffering=0, closefd=False) as handle:
+            data = read_at_most(handle, MAX_DOWNLOAD)
+    except OSError as exc:
+        raise CitebotError(unreadable.format(exc.strerror)) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_DOWNLOAD:
+        raise CitebotError(TOO_LARGE)
+    return data
 
 
 async def on_url(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -290,43 +333,41 @@ async def on_url(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if match is None:
         return
     url = match.group(1)
-    status = await send(message, f"Fetching {html.escape(url)}…")
+    shown = safe_line(url)
+    status = await send(message, f"Fetching {html.escape(shown)}…")
     if status is not None:
-        await _add(state, status, url, partial(_fetch_article, url, state), None)
+        await _add(state, status, shown, partial(load, url, state.settings.fetch), (url,))
 
 
-def _fetch_article(url: str, state: BotState) -> Article:
-    """Fetch ``url`` under the fetching rules of the settings and read it (runs in the adding thread)."""
-    from index.reading.fetch import NotModified, article_from_fetched, fetch
+async def _add(
+    state: BotState, status: Message, shown: str, read: Callable[[], Loaded], sources: tuple[str, ...]
+) -> None:
+    """Read an article with ``read`` (:func:`index.sources.load` or :func:`~index.sources.load_upload`, as every
+    front end does) and add it, off the event loop, editing ``status`` as it goes; whatever happens, ``status``
+    ends with the outcome. ``shown`` names it in messages, instead of any of ``sources`` an error names.
 
-    fetched = fetch(url, state.settings.fetch)
-    if isinstance(fetched, NotModified):  # never asked conditionally, so never expected
-        raise CitebotError(f"{url}: the server answered 304 Not Modified to a plain request")
-    return article_from_fetched(fetched)
-
-
-async def _add(state: BotState, status: Message, name: str, read: Callable[[], Article], kind: str | None) -> None:
-    """Read an article with ``read`` and add it, off the event loop, editing ``status`` as it goes; whatever
-    happens, ``status`` ends with the outcome."""
+    A shutdown stops the addition at its next safe point (nothing of it stored), and ``status`` says so.
+    """
     loop = asyncio.get_running_loop()
     try:
-        article = await loop.run_in_executor(state.adding, read)
-        count = len(article.paragraphs)
-        await _progress(
-            status,
-            f"Indexing “{html.escape(article.label)}” ({count} paragraph{'s' if count != 1 else ''})…",
-        )
+        loaded = await loop.run_in_executor(state.adding, read)
+        count, label = len(loaded.article.paragraphs), html.escape(safe_line(loaded.article.label))
+        await _progress(status, f"Indexing “{label}” ({count} paragraph{'s' if count != 1 else ''})…")
         writer, searcher = state.writer, state.ready
         assert writer is not None
-        chosen = kind or ("pdf" if article.pages else "html" if article.url else "text")
-        job = partial(writer.add, article, searcher.embedder, Provenance(chosen))
+        job = partial(add_loaded, writer, searcher.embedder, loaded, should_stop=state.stopping.is_set)
         result: AddResult = await loop.run_in_executor(state.adding, job)
+    except Stopped:
+        log.warning("shutting down: stopped adding %s; nothing of it was stored", shown)
+        await _outcome(status, html.escape(f"Not added: {shown}: {SHUTTING_DOWN}"))
+        return
     except CitebotError as exc:
-        await _outcome(status, html.escape(f"Not added: {_sentence(str(exc))}"))
+        reason = safe_line(error_reason(exc, *sources), limit=None)
+        await _outcome(status, html.escape(f"Not added: {shown}: {_sentence(reason)}"))
         return
     except Exception as exc:  # a bug or a failing disk: said in the status message, the details in the log
-        log.error("adding %s failed: %s", name, describe(exc), exc_info=exc)
-        await _outcome(status, html.escape(f"Not added: {name}: {UNEXPECTED}"))
+        log.error("adding %s failed: %s", shown, describe(exc), exc_info=exc)
+        await _outcome(status, html.escape(f"Not added: {shown}: {UNEXPECTED}"))
         return
     record = result.record
     what = {
@@ -340,7 +381,7 @@ async def _add(state: BotState, status: Message, name: str, read: Callable[[], A
         f"{what} {record.id}. {article_html(record)}: {count} paragraph{'s' if count != 1 else ''}.\n"
         f"Ask away, or /use {record.id} to ask only it.",
     )
-    log.info("added article %s from %s (%s)", record.id, name, result.status)
+    log.info("added article %s from %s (%s)", record.id, shown, result.status)
 
 
 async def _progress(status: Message, html_text: str) -> None:

@@ -48,9 +48,11 @@ async def serve(
     token: TokenWatch,
     shutdown_seconds: float,
     webhook: Webhook | None = None,
+    on_stop: Callable[[], None] = lambda: None,
 ) -> None:
     """Initialise ``application``, run ``start`` (start-up, then polling or the webhook), serve until a
-    stop signal, then stop within about ``shutdown_seconds`` (``webhook`` too, when the bot has one).
+    stop signal, then stop within about ``shutdown_seconds`` (``webhook`` too, when the bot has one); ``on_stop``
+    is called first, to tell work in other threads (adding an article) to stop at its next safe point.
 
     Raises:
         CitebotError: when Telegram refused the token for too long (the process should exit non-zero).
@@ -76,6 +78,7 @@ async def serve(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        on_stop()
         await stop(application, scheduler, shutdown_seconds, webhook)
     if token.fatal.is_set():
         raise CitebotError(token.reason)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import html
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +65,8 @@ class BotState:
     scope_gone: dict[int, tuple[int, ...]] = field(default_factory=dict)
     #: Chats the bot cannot reach, with when it found out (``time.monotonic``).
     unreachable: dict[int, float] = field(default_factory=dict)
+    #: Set when the bot starts shutting down: an addition in progress stops at its next safe point.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def ready(self) -> Searcher:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from index.config import BATCH_SIZE, DEFAULT_MODEL, DEFAULT_RUNTIME, RUNTIMES
-from index.errors import ModelError
+from index.errors import ModelError, Stopped
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -32,6 +32,8 @@ _DEFAULT_ALIASES = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODE
 
 #: Above this many texts, encoding shows a progress bar on standard error.
 PROGRESS_THRESHOLD = 256
+#: Asked to check whether to stop, the torch runtime encodes this many batches between checks (onnxruntime: one).
+STOP_CHECK_BATCHES = 8
 
 
 def resolve_model(name: str) -> str:
@@ -221,18 +223,40 @@ class Embedder:
         """What identifies the vectors this model makes: its name and dimension (the same on either runtime)."""
         return fingerprint_of(self.name, self.dimension)
 
-    def encode(self, texts: list[str], batch_size: int = BATCH_SIZE, progress: bool | None = None) -> np.ndarray:
+    def encode(
+        self,
+        texts: list[str],
+        batch_size: int = BATCH_SIZE,
+        progress: bool | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         """Return an ``(len(texts), dimension)`` float32 array of unit-length vectors.
 
         A progress bar is shown when ``progress`` is true, or by default when
         there are more than :data:`PROGRESS_THRESHOLD` texts.
+
+        Raises:
+            Stopped: when ``should_stop()`` says so: checked before each batch on onnxruntime, before each
+                :data:`STOP_CHECK_BATCHES` batches on torch.
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         progress = self.progress if progress is None else progress
         show = len(texts) > PROGRESS_THRESHOLD if progress is None else progress
         if self._onnx is not None:
-            return self._onnx.encode(texts, batch_size, show)
+            return self._onnx.encode(texts, batch_size, show, should_stop)
+        if should_stop is None:
+            return self._encode_torch(texts, batch_size, show)
+        step = batch_size * STOP_CHECK_BATCHES
+        parts = []
+        for start in range(0, len(texts), step):
+            if should_stop():
+                raise Stopped("stopped while embedding")
+            parts.append(self._encode_torch(texts[start : start + step], batch_size, show))
+        return np.concatenate(parts)
+
+    def _encode_torch(self, texts: list[str], batch_size: int, show: bool) -> np.ndarray:
+        """Return the unit vectors of ``texts`` from sentence-transformers."""
         assert self._model is not None
         vectors = self._model.encode(
             texts,

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.config import default_data_dir
-from index.errors import ModelError
+from index.errors import ModelError, Stopped
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -287,8 +288,14 @@ class OnnxEncoder:
         self._shrink = onnxruntime.RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
-    def encode(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-        """Return the ``(len(texts), dimension)`` float32 unit vectors of ``texts``, in their order."""
+    def encode(
+        self, texts: list[str], batch_size: int, progress: bool, should_stop: Callable[[], bool] | None = None
+    ) -> np.ndarray:
+        """Return the ``(len(texts), dimension)`` float32 unit vectors of ``texts``, in their order.
+
+        Raises:
+            Stopped: when ``should_stop()`` says so, checked before each batch.
+        """
         if self.layout.do_lower_case:
             texts = [t.lower() for t in texts]
         encodings = self.tokenizer.encode_batch(texts)
@@ -301,6 +308,8 @@ class OnnxEncoder:
             starts = tqdm(starts, desc="Batches", file=sys.stderr)
         last = (len(order) - 1) // batch_size * batch_size
         for start in starts:
+            if should_stop is not None and should_stop():
+                raise Stopped("stopped while embedding")
             chosen = order[start : start + batch_size]
             out[chosen] = self._batch([encodings[i] for i in chosen], shrink=start == last and len(texts) > 1)
         return out

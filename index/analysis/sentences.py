@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
+
+from index.errors import Stopped
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,6 +38,8 @@ def _segmenter() -> pysbd.Segmenter:
 BLOCK_CHARS = 3000
 #: A longer "sentence" (a run without punctuation) is cut at word boundaries into pieces of at most this size.
 MAX_SENTENCE_CHARS = 600
+#: Asked to check whether to stop, splitting asks before every this many paragraphs.
+STOP_CHECK_PARAGRAPHS = 64
 _BLOCK_END = re.compile(r"[.!?…][\"'”’)\]]*\s+")
 
 
@@ -113,10 +117,16 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def split_sentences(article: Article) -> list[Sentence]:
-    """Return every sentence of ``article``, paragraph by paragraph, with spans in its text."""
+def split_sentences(article: Article, should_stop: Callable[[], bool] | None = None) -> list[Sentence]:
+    """Return every sentence of ``article``, paragraph by paragraph, with spans in its text.
+
+    Raises:
+        Stopped: when ``should_stop()`` says so, asked every :data:`STOP_CHECK_PARAGRAPHS` paragraphs.
+    """
     sentences: list[Sentence] = []
     for number, (p_start, p_end) in enumerate(article.paragraphs):
+        if should_stop is not None and number % STOP_CHECK_PARAGRAPHS == 0 and should_stop():
+            raise Stopped("stopped while splitting sentences")
         for start, end in sentence_spans(article.text[p_start:p_end]):
             sentences.append(Sentence(number, p_start + start, p_start + end))
     return sentences

@@ -14,6 +14,7 @@ import shlex
 import stat
 import unicodedata
 from pathlib import Path
+from typing import BinaryIO
 
 from index.errors import ArticleError
 from index.reading.article import Article, article_from_cleaned, megabytes
@@ -211,20 +212,30 @@ def read_capped(p: Path, limit: int) -> bytes:
     Raises:
         ArticleError: when there are more than ``limit`` bytes, or the file cannot be read.
     """
-    chunks: list[bytes] = []
-    total = 0
     try:
         with open(p, "rb", buffering=0) as handle:
-            while total <= limit:
-                chunk = handle.read(min(_READ_CHUNK, limit + 1 - total))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                total += len(chunk)
+            data = read_at_most(handle, limit)
     except OSError as exc:
         raise ArticleError(f"{p}: cannot be read ({exc.strerror or exc})") from None
-    if total > limit:
+    if len(data) > limit:
         raise ArticleError(f"{p}: too large (more than {megabytes(limit)}; citebot reads articles up to that size)")
+    return data
+
+
+def read_at_most(handle: BinaryIO, limit: int) -> bytes:
+    """Return what ``handle`` holds, but never more than ``limit`` + 1 bytes of it (more than ``limit``: too large).
+
+    Raises:
+        OSError: when reading fails.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    while total <= limit:
+        chunk = handle.read(min(_READ_CHUNK, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
     return b"".join(chunks)
 
 

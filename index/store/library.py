@@ -38,7 +38,7 @@ from index.analysis.background import Background, background_ok, background_vect
 from index.analysis.sentences import sentence_windows, split_sentences
 from index.analysis.words import tokenize
 from index.config import IndexConfig, default_article
-from index.errors import DataDirError, IndexCorruptError, LibraryError
+from index.errors import DataDirError, IndexCorruptError, LibraryError, Stopped
 from index.reading.article import Article
 from index.reading.ingest import read_article
 from index.store.catalog import ArticleRecord, Catalog, NewArticle, Provenance, StoredText
@@ -372,14 +372,24 @@ class Library:
 
     # --- writing ----------------------------------------------------------------------------------------
 
-    def prepare(self, article: Article, embedder: Embedder, provenance: Provenance | None = None) -> Prepared:
-        """Split, tokenise and embed ``article`` (the slow part of adding; no lock is held)."""
-        sentences = split_sentences(article)
+    def prepare(
+        self,
+        article: Article,
+        embedder: Embedder,
+        provenance: Provenance | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Prepared:
+        """Split, tokenise and embed ``article`` (the slow part of adding; no lock is held).
+
+        Raises:
+            Stopped: when ``should_stop()`` says so, while splitting sentences or between embedding batches.
+        """
+        sentences = split_sentences(article, should_stop)
         if len(sentences) >= MAX_SENTENCES:
             raise LibraryError(f"{article.source}: too many sentences ({len(sentences)}; at most {MAX_SENTENCES - 1})")
         texts = [article.text[s.start : s.end] for s in sentences]
         terms = [tokenize(t) for t in texts]
-        vectors = embedder.encode(texts, batch_size=self.config.batch_size)
+        vectors = embedder.encode(texts, batch_size=self.config.batch_size, should_stop=should_stop)
         rows = np.array([[s.paragraph, s.start, s.end] for s in sentences], dtype=np.int64).reshape(-1, 3)
         stored = StoredText(
             article.text, article.paragraphs, rows, np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int64)
@@ -450,24 +460,31 @@ class Library:
         embedder: Embedder,
         provenance: Provenance | None = None,
         on_prepared: Callable[[], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> AddResult:
         """Add ``article``: a no-op when the library has its content, a replacement when its source has another.
 
         Only this article is embedded; nothing stored is recomputed. ``provenance`` is where it came from
         (a plain text file when not given).
+
+        Raises:
+            Stopped: when ``should_stop()`` says so, between embedding batches or just before the article is
+                stored (then nothing of it was stored).
         """
         started = time.perf_counter()
         self.ensure_ready(embedder)
         existing = self.catalog.by_fingerprint(article.fingerprint)
         if existing is not None:
             return AddResult("unchanged", existing, time.perf_counter() - started)
-        prepared = self.prepare(article, embedder, provenance)
+        prepared = self.prepare(article, embedder, provenance, should_stop)
         if on_prepared is not None:
             on_prepared()
         with self.writing():
             existing = self.catalog.by_fingerprint(article.fingerprint)
             if existing is not None:
                 return AddResult("unchanged", existing, time.perf_counter() - started)
+            if should_stop is not None and should_stop():  # the last safe point: nothing is written yet
+                raise Stopped(f"{article.source}: stopped before it was stored")
             previous = self.catalog.by_source(article.source)
             record = self._store(prepared, replace=previous)
         return AddResult("replaced" if previous else "added", record, time.perf_counter() - started)

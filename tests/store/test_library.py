@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from index.analysis.embed import Embedder
 from index.analysis.words import tokenize
 from index.answer import ArticleRef, answer
 from index.config import IndexConfig
+from index.errors import Stopped
 from index.reading.article import Article, article_from_paragraphs
 from index.search.bm25 import Postings, bm25_idf
 from index.search.retrieve import Searcher
@@ -381,3 +383,28 @@ def test_two_processes_adding_at_once_serialise(tmp_path: Path) -> None:
         _, err = run.communicate(timeout=300)
         assert run.returncode == 0, err
     assert sorted(_consistent(data_dir)) == [1, 2, 3]
+
+
+def test_an_add_told_to_stop_stores_nothing_whether_embedding_or_about_to_commit(embedder: Embedder, config) -> None:
+    """A shutting-down front end stops an addition at a safe point: between embedding batches, or after the
+    embedding, just before anything is written; the earlier version of a replaced article stays as it was."""
+    library = Library(config.data_dir, config)
+    first = library.add(_article(BAKERY, "/x/bakery.txt"), embedder).record
+    before = library.records()
+    checks: list[int] = []
+
+    def at_once() -> bool:
+        checks.append(1)
+        return True
+
+    long = _article([f"Paragraph {n} says the harbour handled {n} ships." for n in range(300)], "/x/long.txt")
+    with pytest.raises(Stopped):
+        library.add(long, embedder, should_stop=at_once)
+    assert checks == [1]  # at the first check, before anything was split or embedded
+    prepared = threading.Event()  # set once the embedding is done, before the writers' lock is taken
+    changed = _article([BAKERY[0], "Its rye bread sells out by ten."], "/x/bakery.txt")
+    with pytest.raises(Stopped, match=r"^/x/bakery.txt: stopped before it was stored$"):
+        library.add(changed, embedder, on_prepared=prepared.set, should_stop=prepared.is_set)
+    assert library.records() == before and first in before
+    assert {p.name for p in (config.data_dir / VECTORS).iterdir()} == {f"{r.key}.npy" for r in before}
+    assert library.add(changed, embedder).status == "replaced"  # nothing left behind stands in the way

@@ -291,6 +291,8 @@ class FakeTelegram:
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, content)
         self.downloads: list[str] = []  # file paths the bot downloaded from /file/bot<token>/
         self.file_paths: dict[str, str] = {}  # file_id -> the file_path getFile gives instead (a hostile Bot API)
+        self.floods: dict[str, int] = {}  # file path -> bytes of filler its download streams instead (a lying Bot API)
+        self.streamed: dict[str, int] = {}  # file path -> bytes of filler written before the bot hung up
         self.group_admins: dict[int, dict[int, str]] = {}  # chat id -> {user id: "creator" | "administrator"}
         self.migrated: dict[int, int] = {}  # a group's id -> the id of the supergroup it became
         self.unreachable: dict[int, tuple[int, str]] = {}  # chat id -> (status, description) of every call to it
@@ -426,16 +428,20 @@ class FakeTelegram:
         caption: str | None = None,
         size: int | None = None,
         file_path: str | None = None,
+        flood: int | None = None,
     ) -> dict[str, Any]:
         """A user sends a file ``name`` holding ``content`` (``size`` overrides the size Telegram reports);
         the bot may fetch it with getFile and the file endpoint (getFile gives ``file_path`` if set, as a
-        hostile or a local Bot API server would)."""
+        hostile or a local Bot API server would). With ``flood``, the download streams that many bytes of
+        filler instead, with no Content-Length (a body that outgrows what was claimed)."""
         with self._cond:
             number = next(self._next_file)
             file_id = f"BQAD-doc{number}"
             self.files[file_id] = (f"documents/file_{number}{Path(name).suffix}", content)
             if file_path is not None:
                 self.file_paths[file_id] = file_path
+            if flood is not None:
+                self.floods[self.files[file_id][0]] = flood
         document = {"file_id": file_id, "file_unique_id": f"do{number}", "file_name": name}
         document["file_size"] = len(content) if size is None else size
         extra: dict[str, Any] = {"document": document}
@@ -1023,6 +1029,10 @@ class _Handler(BaseHTTPRequestHandler):
         params = {k: _decode(k, v) for k, v in pairs.items()}
         download = re.fullmatch(r"/file/bot([^/]*)/(.+)", unquote(url.path))  # clients quote the token's ":"
         if download is not None:
+            flood = fake.floods.get(download.group(2)) if download.group(1) == fake.token else None
+            if flood is not None:
+                self._flood(fake, download.group(2), flood)
+                return
             content = fake.download(download.group(1), download.group(2))
             self.send_response(200 if content is not None else 404)
             self.send_header("Content-Type", "application/octet-stream")
@@ -1047,3 +1057,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except OSError:  # the bot gave up on this request (a cancelled long poll)
             self.close_connection = True
+
+    def _flood(self, fake: FakeTelegram, path: str, total: int) -> None:
+        """Stream ``total`` bytes of filler for ``path`` with no Content-Length; note how many got out."""
+        with fake._cond:
+            fake.downloads.append(path)
+        self.close_connection = True
+        written = 0
+        chunk = b"flood " * 10_923  # about 64 kB
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            while written < total:
+                piece = chunk[: total - written]
+                self.wfile.write(piece)
+                written += len(piece)
+        except OSError:  # the bot hung up
+            pass
+        finally:
+            fake.streamed[path] = written
