@@ -174,6 +174,9 @@ def test_a_download_is_capped_while_it_streams(bot: BotProcess, server: FakeTele
     done = _finished(server, server.wait_reply(sent)[0])
     assert done.text == "Not added: could not download small.txt: It is larger than 20 MB.", done.text
     path = server.files[sent["document"]["file_id"]][0]
+    deadline = time.monotonic() + 10  # the server's thread notes the count once its write fails
+    while path not in server.streamed and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert server.streamed[path] < 30 * MB, server.streamed[path]  # the cap and what the sockets buffer
     assert ANSWER in _answered(server)
 
