@@ -170,8 +170,8 @@ def test_an_index_replaced_while_it_is_read_is_read_again_not_rebuilt(
     real = persisted.read
     replaced: list[str] = []
 
-    def read_then_replace(folder: Path) -> persisted.Persisted | None:
-        found = real(folder)
+    def read_then_replace(folder: Path, most: tuple[int, int] | None = None) -> persisted.Persisted | None:
+        found = real(folder, most)
         if not replaced:  # another process writes the index anew just after this one read index.npz
             replaced.append("yes")
             other = _open(data_dir, embedder).index
