@@ -24,6 +24,7 @@ from index.search import persisted
 from index.search.retrieve import Searcher
 from index.store.library import VECTORS, Library
 from tests.support.citebot import Measured, run_measured
+from tests.support.search_index import rewrite_member
 
 BAKERY = ["The bakery on Mill Street opened in 1952.", "Its rye bread sells out by nine every morning."]
 HARBOUR = ["The harbour of Port Ellis handles grain and timber.", "Fog closes the harbour mouth on twenty mornings."]
@@ -77,21 +78,6 @@ def _named_pipe(folder: Path) -> None:
     os.mkfifo(folder / persisted.STATE)
 
 
-def _rewrite_member(folder: Path, suffix: str, write: Callable[[zipfile.ZipFile, str, bytes], None]) -> None:
-    """Rewrite ``index.npz`` with the member whose name ends with ``suffix`` written by ``write`` (a valid zip)."""
-    path = folder / persisted.STATE
-    with zipfile.ZipFile(path) as old:
-        members = [(info.filename, old.read(info)) for info in old.infolist()]
-    (target,) = [name for name, _ in members if name.endswith(suffix)]
-    # Deflated (quickly) where ``write`` opens a member by name; the others stored, as citebot writes them.
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as new:
-        for name, content in members:
-            if name == target:
-                write(new, name, content)
-            else:
-                new.writestr(name, content, compress_type=zipfile.ZIP_STORED)
-
-
 def _npy_header(descr: str, shape: tuple[int, ...]) -> bytes:
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
@@ -105,7 +91,7 @@ def _huge_shape(folder: Path) -> None:
         data = content[len(_npy_header("<f8", (1,))) :]  # the header of a short 1-D array is one 64-byte block
         archive.writestr(name, _npy_header("<f8", (10**14,)) + data, compress_type=zipfile.ZIP_STORED)
 
-    _rewrite_member(folder, "library_paragraph_length.npy", write)
+    rewrite_member(folder, "library_paragraph_length.npy", write)
 
 
 def _zip_bomb(folder: Path) -> None:
@@ -118,7 +104,7 @@ def _zip_bomb(folder: Path) -> None:
             for _ in range(64):
                 member.write(zeros)
 
-    _rewrite_member(folder, "library_paragraph_length.npy", write)
+    rewrite_member(folder, "library_paragraph_length.npy", write)
 
 
 def _faiss_random(folder: Path) -> None:
@@ -179,3 +165,22 @@ def test_damaged_search_index_doctor_says_so_and_ask_rebuilds_it(
     (line,) = [line for line in healthy.stdout.splitlines() if line.startswith("ok: search index:")]
     assert "4 of 4 articles current" in line and "checksums verified" in line, line
     assert sorted(p.name for p in (data / VECTORS).iterdir()) == vectors  # the library itself untouched
+
+
+def test_a_named_pipe_in_place_of_a_vector_file_is_damage_not_a_hang(
+    data: Path, tmp_path: Path, sound_peak_mb: float
+) -> None:
+    bakery = next(r for r in Library(data, IndexConfig(data_dir=data)).records() if r.title == "Bakery")
+    path = data / VECTORS / f"{bakery.key}.npy"
+    path.unlink()
+    os.mkfifo(path)
+    doctor = run_measured(tmp_path, "doctor", timeout=DEADLINE)
+    _sound(doctor, doctor.peak_mb, sound_peak_mb)
+    (line,) = [line for line in doctor.stdout.splitlines() if line.startswith("problem:")]
+    assert line.startswith("problem: vectors: article") and "not a regular file" in line, line
+    asked = run_measured(tmp_path, "ask", "--json", QUESTION, timeout=DEADLINE)
+    _sound(asked, asked.peak_mb, sound_peak_mb)
+    (warning,) = asked.stderr.strip().splitlines()
+    assert "damaged" in warning and "not a regular file" in warning, warning
+    assert json.loads(asked.stdout)["passages"][0]["text"] == BAKERY[1]
+    assert path.is_file()  # embedded again, written in its place
