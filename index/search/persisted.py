@@ -3,14 +3,16 @@
 In ``DATA/search/`` (beside ``vectors/``; derived data, so deleting the folder loses nothing):
 
 * ``index.npz``: the stamp (what it was built from: the catalog generation and each article's key, vector
-  checksum, background and vector-file identity) and every array the library index holds (postings, per-article
-  arrays, the articles' text), in one uncompressed zip: each member's CRC-32 is checked as it is read;
-* ``vectors-TOKEN.faiss``: the faiss index, named in the stamp (with its size);
+  checksum, background and vector-file identity; the SHA-256 of every other member and of the faiss file) and every
+  array the library index holds (postings, per-article arrays, the articles' text), in one uncompressed zip;
+* ``vectors-TOKEN.faiss``: the faiss index, named in the stamp (with its size and SHA-256);
 * ``.index.npz.lock``: taken (without waiting) by the process writing them.
 
 Writes are atomic (temporary file, fsync, rename): the faiss file first under a new name, then ``index.npz`` that
 names it, then older faiss files are deleted. A reader that opened the previous ``index.npz`` and finds its faiss
-file gone reads again (:func:`read` retries). See :class:`index.search.library_index.LibraryIndex` for when it is
+file gone reads again (:func:`read` retries). It is read as untrusted: regular files only, no larger than the
+catalog can need, nothing inflated or allocated beyond what is stored, every byte checked against its checksum as it
+is read (:func:`read`). See :class:`index.search.library_index.LibraryIndex` for when it is
 written and what is checked on opening.
 """
 
@@ -18,15 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import itertools
 import json
 import math
 import os
 import secrets
 import stat
+import struct
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +42,7 @@ from filelock import Timeout
 
 from index.errors import IndexCorruptError
 from index.store.locking import file_lock
-from index.store.vectors import READ_CHUNK, CheckedReader, fsync_dir, open_regular
+from index.store.vectors import READ_CHUNK, fsync_dir, open_regular
 
 if TYPE_CHECKING:
     from index.search.vector_index import VectorIndex
@@ -124,7 +129,7 @@ def read(folder: Path, most: tuple[int, int] | None = None) -> Persisted | None:
             raise IndexCorruptError(f"{path.name} is {st.st_size:,} bytes, more than its library can need")
         try:
             with zipfile.ZipFile(handle) as archive:
-                stamp, arrays = _members(archive, st.st_size, deadline())
+                stamp, arrays = _members(archive, fd, st.st_size, deadline())
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
             raise IndexCorruptError(f"{path.name} unreadable ({str(exc)[:200]})") from None
     try:
@@ -145,8 +150,8 @@ def read(folder: Path, most: tuple[int, int] | None = None) -> Persisted | None:
     return Persisted(stamp, arrays, faiss)
 
 
-def _members(archive: zipfile.ZipFile, size: int, by: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Return the stamp and the arrays of ``archive`` (a file of ``size`` bytes), each checked, read by ``by``."""
+def _members(archive: zipfile.ZipFile, fd: int, size: int, by: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Return the stamp and the arrays of ``archive`` (open at ``fd``, ``size`` bytes), each checked, read by ``by``."""
     infos = archive.infolist()
     members = {info.filename.removesuffix(".npy"): info for info in infos}
     if len(members) != len(infos) or not all(info.filename.endswith(".npy") for info in infos):
@@ -158,7 +163,7 @@ def _members(archive: zipfile.ZipFile, size: int, by: float) -> tuple[dict[str, 
         raise ValueError(f"its members add up to more than its {size:,} bytes")
     if "stamp" not in members or members["stamp"].file_size > STAMP_MOST:
         raise ValueError("it holds no stamp, or one too large")
-    stamp = json.loads(_member(archive, members.pop("stamp"), None, by).tobytes().decode())
+    stamp = json.loads(_member(fd, size, members.pop("stamp"), None, by).tobytes().decode())
     if not isinstance(stamp, dict):
         raise ValueError("its stamp is not an object")
     if stamp.get("format") != FORMAT:
@@ -166,38 +171,55 @@ def _members(archive: zipfile.ZipFile, size: int, by: float) -> tuple[dict[str, 
     checksums = stamp.get("members")
     if not isinstance(checksums, dict) or set(checksums) != set(members):
         raise ValueError("its stamp does not list the arrays it holds")
-    return stamp, {name: _member(archive, info, checksums[name], by) for name, info in members.items()}
+    return stamp, {name: _member(fd, size, info, checksums[name], by) for name, info in members.items()}
 
 
-def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sha256: str | None, by: float) -> np.ndarray:
-    """Return the array member ``info`` holds, read by ``by``: its header is checked against its size before anything
-    is allocated, then its bytes against ``sha256`` (``None``: the zip's CRC-32 only)."""
-    with archive.open(info) as raw:
-        reader = CheckedReader(raw, info.filename, by)
-        version = np.lib.format.read_magic(reader)
-        if version not in ((1, 0), (2, 0)):
-            raise ValueError(f"{info.filename}: .npy version {version}")
-        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = header(reader)
-        if dtype.hasobject or dtype.kind not in KINDS:
-            raise ValueError(f"{info.filename} holds {dtype} values")
-        count = math.prod(shape)
-        if count * dtype.itemsize != info.file_size - reader.count:
-            raise ValueError(
-                f"{info.filename} declares {shape} values, its data is {info.file_size - reader.count:,} bytes"
-            )
-        array = np.empty(count, dtype=dtype)
-        flat, at = array.view(np.uint8), 0
-        while at < len(flat):
-            chunk = reader.read(min(READ_CHUNK, len(flat) - at))
-            if not chunk:
-                raise EOFError(f"{info.filename} ends early")
-            flat[at : at + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-            at += len(chunk)
+#: The most bytes a member's ``.npy`` header may take (numpy's own limit is 10,000).
+HEADER_MOST = 16384
+
+
+def _member(fd: int, size: int, info: zipfile.ZipInfo, sha256: str | None, by: float) -> np.ndarray:
+    """Return the array member ``info`` of the zip open at ``fd`` (``size`` bytes) holds, read by ``by``.
+
+    Its header is checked against its stored size before anything is allocated, then its bytes (read straight into
+    the array) against ``sha256`` (``None``: the zip's CRC-32).
+    """
+    local = os.pread(fd, 30, info.header_offset)  # the member's local header: where its bytes start
+    if len(local) != 30 or local[:4] != b"PK\x03\x04" or info.compress_size != info.file_size:
+        raise ValueError(f"{info.filename} has no sound local header")
+    names, extra = struct.unpack("<HH", local[26:30])
+    start = info.header_offset + 30 + names + extra
+    if start + info.file_size > size:
+        raise ValueError(f"{info.filename} runs past the end of the file")
+    head = io.BytesIO(os.pread(fd, min(info.file_size, HEADER_MOST), start))
+    version = np.lib.format.read_magic(head)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"{info.filename}: .npy version {version}")
+    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = header(head)
+    if dtype.hasobject or dtype.kind not in KINDS:
+        raise ValueError(f"{info.filename} holds {dtype} values")
+    skip = head.tell()
+    count = math.prod(shape)
+    if count * dtype.itemsize != info.file_size - skip:
+        raise ValueError(f"{info.filename} declares {shape} values, its data is {info.file_size - skip:,} bytes")
+    digest, crc = hashlib.sha256(head.getvalue()[:skip]), zlib.crc32(head.getvalue()[:skip])
+    array = np.empty(count, dtype=dtype)
+    view, at = array.view(np.uint8).data, 0
+    while at < len(view):
+        if time.monotonic() > by:
+            raise IndexCorruptError(f"{STATE} is taking too long to read")
+        got = os.preadv(fd, [view[at : at + READ_CHUNK]], start + skip + at)
+        if not got:
+            raise EOFError(f"{info.filename} ends early")
+        digest.update(view[at : at + got])
         if sha256 is None:
-            reader.read(1)  # the end: the zip's CRC-32 is checked there
-        else:
-            reader.check(sha256)
+            crc = zlib.crc32(view[at : at + got], crc)
+        at += got
+    if sha256 is None and crc != info.CRC:
+        raise ValueError(f"{info.filename} does not match its CRC-32")
+    if sha256 is not None and digest.hexdigest() != sha256:
+        raise ValueError(f"{info.filename} does not match its checksum (altered)")
     return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
 

@@ -164,9 +164,13 @@ class VectorIndex:
         with os.fdopen(fd, "rb") as handle:
             CheckedReader(handle, path.name, deadline).check(sha256)
             handle.seek(0)
+            # By the descriptor's own path where there is one (the file just hashed, read at faiss's speed).
+            same = f"/proc/self/fd/{handle.fileno()}"
             try:
-                reader = faiss.PyCallbackIOReader(CheckedReader(handle, path.name, deadline).read)  # type: ignore[attr-defined]
-                loaded = faiss.read_index(reader)
+                if os.path.exists(same):
+                    loaded = faiss.read_index(same)
+                else:
+                    loaded = faiss.read_index(faiss.PyCallbackIOReader(handle.read))  # type: ignore[attr-defined]
             except RuntimeError as exc:
                 reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
                 raise IndexCorruptError(f"{path.name} unreadable ({reason[:200]})") from None
