@@ -3,7 +3,6 @@ Telegram Bot API server."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from index.reading.ingest import read_article
 from index.search.library_index import ArticleData
 from index.search.retrieve import Searcher
 from index.store.library import Library
+from tests.support.citebot import citebot_environment
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.paths import CITEBOT, ROOT
 
@@ -70,15 +70,12 @@ def run_citebot(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str
     """Run the installed ``citebot`` command with a private data directory and no ``.env``."""
 
     def run(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 120):
-        environment = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
-        environment.update({"CITEBOT_DATA_DIR": str(tmp_path / "cli-data"), "NO_COLOR": "1", "COLUMNS": "100"})
-        environment.update(env or {})
         return subprocess.run(
             [CITEBOT, *args],
             input=input,
             capture_output=True,
             text=True,
-            env=environment,
+            env=citebot_environment(tmp_path, env),
             cwd=tmp_path,
             timeout=timeout,
         )

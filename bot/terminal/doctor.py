@@ -73,6 +73,8 @@ MODEL_FILES = (
     ("weights", ("model.safetensors", "pytorch_model.bin")),
     ("tokenizer", ("tokenizer.json", "vocab.txt")),
 )
+#: The vector dimension assumed for the search index's size bound when the catalog names no model (none is larger).
+MOST_DIMENSION = 4096
 REINSTALL = "run scripts/setup (in a source checkout), else reinstall citebot"
 #: What exporting the model to ONNX costs, said where it is about to happen.
 EXPORT = "once, in about a minute, from the installed weights (nothing is downloaded)"
@@ -423,13 +425,15 @@ def _load_model(settings: Settings) -> Finding:
 def check_search_index(data_dir: Path, deep: bool = False) -> list[Finding]:
     """Return a finding on the persisted search index in ``data_dir/search`` (derived data, rebuilt when damaged).
 
-    Reads it as a reader would (the stamp, each array's CRC-32, the faiss file's size); ``deep`` also loads the faiss
-    file. Read-only; faiss is imported only with ``deep``.
+    Reads it as a reader would: regular files only, no larger than the catalog's articles can need, every array of
+    ``index.npz`` and the faiss file checked against the SHA-256 in its stamp; ``deep`` also loads the faiss file in
+    faiss. Read-only; faiss is imported only with ``deep``.
     """
     from index.errors import IndexCorruptError
     from index.search import persisted
-    from index.store.check import NOTE, OK, PROBLEM, Finding, connect_readonly
+    from index.store.check import NOTE, OK, PROBLEM, Finding, connect_readonly, model_dimension
     from index.store.library import CATALOG
+    from index.store.vectors import CheckedReader, open_regular
 
     folder, catalog = data_dir / persisted.FOLDER, data_dir / CATALOG
     if not catalog.is_file():
@@ -439,27 +443,42 @@ def check_search_index(data_dir: Path, deep: bool = False) -> list[Finding]:
         message = f"{folder} is not a directory: citebot keeps the search index there, so every process builds it anew"
         return [Finding("search index", PROBLEM, message, f"move {folder} away")]
     try:
-        found = persisted.read(folder) if folder.is_dir() else None
-        if found is not None and deep:
-            from index.search.vector_index import VectorIndex
-
-            sizes = dict(zip(found.arrays["keys"].tolist(), found.arrays["sizes"].tolist(), strict=True))
-            VectorIndex.load(found.faiss, int(found.stamp["dimension"]), sizes)
-    except (IndexCorruptError, KeyError, ValueError, TypeError) as exc:
-        return [Finding("search index", PROBLEM, f"{folder} is damaged: {exc}", rebuilt)]
-    if found is None:
-        return [Finding("search index", NOTE, f"{folder} not written yet: the next question builds and writes it")]
-    stored = dict(zip(found.arrays["keys"].tolist(), found.arrays["sha256"].tolist(), strict=True))
-    try:
         db = connect_readonly(catalog)
         try:
             current = dict(db.execute("SELECT key, vectors_sha256 FROM articles").fetchall())
+            totals = db.execute("SELECT count(*), sum(paragraphs), sum(sentences), sum(chars) FROM articles").fetchone()
+            model = db.execute("SELECT value FROM meta WHERE name = 'model'").fetchone()
         finally:
             db.close()
     except sqlite3.Error:
         return []  # the catalog's own check says what is wrong with it
+    dimension = model_dimension(model[0] if model else None) or MOST_DIMENSION
+    articles, paragraphs, sentences, chars = (int(n or 0) for n in totals)
+    most = persisted.capacity(articles, paragraphs, sentences, chars, dimension)
+    try:
+        found = persisted.read(folder, most) if folder.is_dir() else None
+        if found is not None:
+            sizes = dict(zip(found.arrays["keys"].tolist(), found.arrays["sizes"].tolist(), strict=True))
+            if deep:
+                found.load_vectors(sizes)
+            else:
+                fd, _ = open_regular(found.faiss)
+                with os.fdopen(fd, "rb") as handle:
+                    CheckedReader(handle, found.faiss.name, persisted.deadline()).check(found.stamp["faiss_sha256"])
+    except persisted.OtherFormatError as exc:
+        message = f"{folder} not checked: it was {exc}; the next question builds it again"
+        return [Finding("search index", NOTE, message)]
+    except (IndexCorruptError, OSError, KeyError, ValueError, TypeError) as exc:
+        return [Finding("search index", PROBLEM, f"{folder} is damaged: {exc}", rebuilt)]
+    if found is None:
+        return [Finding("search index", NOTE, f"{folder} not written yet: the next question builds and writes it")]
+    stored = dict(zip(found.arrays["keys"].tolist(), found.arrays["sha256"].tolist(), strict=True))
     same = sum(stored.get(key) == checksum for key, checksum in current.items())
-    message = f"{folder}: {same} of {len(current)} articles current" + (", its faiss file loads" if deep else "")
+    message = (
+        f"{folder}: {same} of {len(current)} articles current, checksums verified "
+        f"({len(found.arrays)} arrays of {persisted.STATE} and {found.faiss.name})"
+        + (", its faiss file loads" if deep else "")
+    )
     if same < len(current):
         message += "; the next question reads the others from their vector files"
     return [Finding("search index", OK, message)]

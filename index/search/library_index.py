@@ -448,10 +448,18 @@ class LibraryIndex:
                 folder,
             )
             return
+        values = list(records.values())
+        most = persisted.capacity(
+            len(values),
+            sum(r.paragraphs for r in values),
+            sum(r.sentences for r in values),
+            sum(r.chars for r in values),
+            self.dimension,
+        )
         for attempt in range(3):
             before = _stat(folder / persisted.STATE)
             try:
-                found = persisted.read(folder)
+                found = persisted.read(folder, most)
                 if found is None:
                     return
                 if any(found.stamp.get(k) != v for k, v in self._settings().items()):
@@ -459,6 +467,10 @@ class LibraryIndex:
                     return
                 self._apply(found, records)
                 self._persisted = True
+                return
+            except persisted.OtherFormatError as exc:
+                self._reset()
+                log.info("the search index in %s was %s; rebuilding it", folder, exc)
                 return
             except (IndexCorruptError, KeyError, ValueError, IndexError, TypeError, UnicodeDecodeError) as exc:
                 self._reset()
@@ -471,9 +483,7 @@ class LibraryIndex:
         """Make this index the persisted one ``found``, then drop the articles not current in ``records``."""
         a = found.arrays
         keys = a["keys"].tolist()
-        vectors = VectorIndex.load(
-            found.faiss,
-            self.dimension,
+        vectors = found.load_vectors(
             dict(zip(keys, a["sizes"].tolist(), strict=True)),
             exact_limit=self.vectors.exact_limit,
             nprobe=self.vectors.nprobe,

@@ -11,6 +11,7 @@ exact search.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Collection, Mapping
@@ -21,7 +22,7 @@ import numpy as np
 
 from index.config import EXACT_LIMIT
 from index.errors import IndexCorruptError
-from index.store.vectors import MAX_SENTENCES, fsync_dir, vector_id
+from index.store.vectors import MAX_SENTENCES, CheckedReader, fsync_dir, open_regular, vector_id
 
 if TYPE_CHECKING:
     import faiss
@@ -107,24 +108,31 @@ class VectorIndex:
         ivf.nprobe = self.nprobe
         return ivf
 
-    def save(self, path: Path) -> int:
-        """Write the faiss index to ``path`` atomically and durably (temporary file, fsync, rename); return its size."""
+    def save(self, path: Path) -> tuple[int, str]:
+        """Write the faiss index to ``path`` atomically and durably (temporary file, fsync, rename); return its size
+        and SHA-256 (hashed as it is written)."""
         import faiss
 
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        digest = hashlib.sha256()
         try:
-            faiss.write_index(self._index, tmp)
-            with open(tmp, "rb") as handle:
+            with os.fdopen(fd, "wb") as handle:
+
+                def write(data: bytes) -> int:
+                    digest.update(data)
+                    return handle.write(data)
+
+                faiss.write_index(self._index, faiss.PyCallbackIOWriter(write))  # type: ignore[attr-defined]  # not in its stubs
+                handle.flush()
                 os.fsync(handle.fileno())
-            size = os.stat(tmp).st_size
+                size = handle.tell()
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
         fsync_dir(path.parent)
-        return size
+        return size, digest.hexdigest()
 
     @classmethod
     def load(
@@ -132,22 +140,40 @@ class VectorIndex:
         path: Path,
         dimension: int,
         sizes: Mapping[int, int],
+        sha256: str,
+        deadline: float,
         exact_limit: int = EXACT_LIMIT,
         nprobe: int = NPROBE,
     ) -> VectorIndex:
-        """Return the index :meth:`save` wrote to ``path``, holding ``sizes`` (``{key: vectors}``).
+        """Return the index :meth:`save` wrote to ``path`` (of SHA-256 ``sha256``), holding ``sizes`` (``{key:
+        vectors}``), read by ``deadline`` (a ``time.monotonic()`` value).
+
+        The file (a regular file, checked on its descriptor) is hashed before faiss reads it, so faiss never
+        parses (nor allocates for) what citebot did not write; then faiss reads it from the same descriptor.
 
         Raises:
-            IndexCorruptError: when the file is missing, unreadable, or not the index described.
+            IndexCorruptError: when the file is missing, unreadable, altered, or not the index described.
         """
         import faiss
 
         index = cls(dimension, exact_limit, nprobe)
         try:
-            loaded = faiss.read_index(str(path))
-        except RuntimeError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
-            raise IndexCorruptError(f"{path.name} unreadable ({reason[:200]})") from None
+            fd, _ = open_regular(path)
+        except FileNotFoundError:
+            raise IndexCorruptError(f"{path.name} missing") from None
+        with os.fdopen(fd, "rb") as handle:
+            CheckedReader(handle, path.name, deadline).check(sha256)
+            handle.seek(0)
+            # By the descriptor's own path where there is one (the file just hashed, read at faiss's speed).
+            same = f"/proc/self/fd/{handle.fileno()}"
+            try:
+                if os.path.exists(same):
+                    loaded = faiss.read_index(same)
+                else:
+                    loaded = faiss.read_index(faiss.PyCallbackIOReader(handle.read))  # type: ignore[attr-defined]
+            except RuntimeError as exc:
+                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+                raise IndexCorruptError(f"{path.name} unreadable ({reason[:200]})") from None
         if isinstance(loaded, faiss.IndexIVF):
             index.kind = "ivf"
         elif not isinstance(loaded, faiss.IndexIDMap2):

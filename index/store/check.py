@@ -171,11 +171,15 @@ def _model_note(stored: str | None, model: str | None, articles: int) -> list[Fi
     return [Finding("model", NOTE, message)]
 
 
+def model_dimension(stored_model: str | None) -> int | None:
+    """Return the vector dimension the catalog's ``model`` entry (``name:dimension``) names, or ``None``."""
+    dimension = (stored_model or "").rsplit(":", 1)[-1]
+    return int(dimension) if ":" in (stored_model or "") and dimension.isdigit() else None
+
+
 def _articles(catalog: Catalog, data_dir: Path, stored_model: str | None) -> list[Finding]:
     """Return a problem for each article whose text, vectors or background is damaged, or one ok line."""
-    dimension = (
-        int(stored_model.rsplit(":", 1)[1]) if stored_model and stored_model.rsplit(":", 1)[-1].isdigit() else None
-    )
+    dimension = model_dimension(stored_model)
     found = []
     records = catalog.records()
     for record in records:

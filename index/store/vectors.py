@@ -15,8 +15,11 @@ import hashlib
 import io
 import mmap
 import os
+import stat
 import tempfile
+import time
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -48,6 +51,87 @@ def fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def open_regular(path: str | Path) -> tuple[int, os.stat_result]:
+    """Return a read-only descriptor of ``path`` and its ``fstat``, refusing anything but a regular file.
+
+    Opened without waiting (``O_NONBLOCK``: a named pipe put there would otherwise block the open until a writer
+    came), and checked on the descriptor, so what is read is what was checked.
+
+    Raises:
+        FileNotFoundError: when there is no such file.
+        IndexCorruptError: when it is not a regular file, or cannot be opened.
+    """
+    name = os.path.basename(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise IndexCorruptError(f"{name} unreadable ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IndexCorruptError(f"{name} is not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+class CheckedReader:
+    """Reads an open file in order, hashing what it reads (SHA-256), and gives up past a deadline.
+
+    Args:
+        handle: the file, opened for reading (or anything with its ``read``).
+        name: its name, for messages.
+        deadline: the ``time.monotonic()`` value past which reading is given up.
+    """
+
+    def __init__(self, handle: IO[bytes], name: str, deadline: float) -> None:
+        self.handle, self.name, self.deadline = handle, name, deadline
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Return the next ``size`` bytes (fewer only at the end of the file; all that is left if negative), hashed.
+
+        Raises:
+            IndexCorruptError: when the deadline has passed or the file cannot be read.
+        """
+        try:
+            chunks, wanted = [], size if size >= 0 else 1 << 62
+            while wanted > 0:
+                if time.monotonic() > self.deadline:
+                    raise IndexCorruptError(f"{self.name} is taking too long to read")
+                chunk = self.handle.read(min(wanted, READ_CHUNK))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                wanted -= len(chunk)
+        except OSError as exc:
+            raise IndexCorruptError(f"{self.name} unreadable ({exc.strerror or exc})") from None
+        data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        self.digest.update(data)
+        self.count += len(data)
+        return data
+
+    def check(self, sha256: object) -> None:
+        """Read what is left, then compare the SHA-256 of everything read with ``sha256``.
+
+        Raises:
+            IndexCorruptError: when they differ (or the rest cannot be read in time).
+        """
+        while self.read(READ_CHUNK):
+            pass
+        if self.digest.hexdigest() != sha256:
+            raise IndexCorruptError(f"{self.name} does not match its checksum (altered)")
+
+
+#: Bytes read at a time by :class:`CheckedReader` (between looks at its deadline).
+READ_CHUNK = 1 << 22
+
+
 def save_vectors(path: Path, vectors: np.ndarray) -> str:
     """Write ``vectors`` (float32) to ``path`` atomically and durably; return the file's SHA-256."""
     buffer = io.BytesIO()
@@ -76,7 +160,9 @@ def load_vectors(path: Path, sha256: str, rows: int, dimension: int | None = Non
         IndexCorruptError: when the file is missing, altered, or of the wrong shape.
     """
     try:
-        data = path.read_bytes()
+        fd, _ = open_regular(path)  # not a named pipe put in its place: that would block the read for ever
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
         raise IndexCorruptError(f"{path.name} missing") from None
     except OSError as exc:
@@ -116,13 +202,10 @@ def map_vectors(
     """
     name = os.path.basename(path)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd, st = open_regular(path)
     except FileNotFoundError:
         raise IndexCorruptError(f"{name} missing") from None
-    except OSError as exc:
-        raise IndexCorruptError(f"{name} unreadable ({exc.strerror or exc})") from None
     try:
-        st = os.fstat(fd)
         found = (st.st_size, st.st_mtime_ns, st.st_ino)
         if identity is not None and found != identity:
             raise IndexCorruptError(f"{name} changed since it was checked")

@@ -20,6 +20,7 @@ from index.search.library_index import ARRAYS, ArticleData, LibraryIndex
 from index.search.retrieve import Searcher
 from index.store import library as library_module
 from index.store.library import VECTORS, Library
+from tests.support.search_index import rewrite_stamp
 
 BAKERY = ["The bakery on Mill Street opened in 1952.", "Its rye bread sells out by nine every morning."]
 HARBOUR = [
@@ -170,8 +171,8 @@ def test_an_index_replaced_while_it_is_read_is_read_again_not_rebuilt(
     real = persisted.read
     replaced: list[str] = []
 
-    def read_then_replace(folder: Path) -> persisted.Persisted | None:
-        found = real(folder)
+    def read_then_replace(folder: Path, most: tuple[int, int] | None = None) -> persisted.Persisted | None:
+        found = real(folder, most)
         if not replaced:  # another process writes the index anew just after this one read index.npz
             replaced.append("yes")
             other = _open(data_dir, embedder).index
@@ -331,3 +332,40 @@ def test_readers_and_a_writer_at_once_never_fail(data_dir: Path, tmp_path: Path)
     assert all(int(out[1]) > 0 for out in outs[1:]) and sum(int(out[2]) for out in outs[1:]) > 0, outs
     assert not list((data_dir / persisted.FOLDER).glob(".*.tmp"))
     assert len(list((data_dir / persisted.FOLDER).glob("vectors-*.faiss"))) == 1
+
+
+def test_an_index_of_another_format_is_rebuilt_without_a_warning(
+    data_dir: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = _answers(_open(data_dir, embedder))
+    rewrite_stamp(data_dir / persisted.FOLDER, lambda stamp: stamp.update(format=persisted.FORMAT + 1))
+    with caplog.at_level("INFO"):
+        rebuilt = _open(data_dir, embedder)
+        assert rebuilt.index.made == {"restored": 0, "read": 3, "persisted": 1}
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # not damage: another citebot wrote it
+    assert any("format" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
+    assert _answers(rebuilt) == before
+    assert _open(data_dir, embedder).index.made["restored"] == 3
+
+
+def test_an_index_larger_than_the_catalog_can_need_is_not_read(
+    data_dir: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = _answers(_open(data_dir, embedder))
+    folder = data_dir / persisted.FOLDER
+    npz, faiss = ((folder / persisted.STATE).stat().st_size, next(folder.glob("vectors-*.faiss")).stat().st_size)
+    records = Library(data_dir, IndexConfig(data_dir=data_dir)).records()
+    totals = (sum(getattr(r, name) for r in records) for name in ("paragraphs", "sentences", "chars"))
+    most = persisted.capacity(len(records), *totals, embedder.dimension)
+    assert most[0] > 4 * npz and most[1] > 4 * faiss  # room for an index written before articles were removed
+    read: list[int] = []
+    real = persisted._member
+    monkeypatch.setattr(persisted, "_member", lambda *args: read.append(1) or real(*args))
+    monkeypatch.setattr(persisted, "SLACK_BYTES", 0)
+    monkeypatch.setattr(persisted, "NPZ_BYTES", dict.fromkeys(persisted.NPZ_BYTES, 1))  # as if it held far more
+    with caplog.at_level("WARNING"):
+        rebuilt = _open(data_dir, embedder)
+        assert rebuilt.index.made == {"restored": 0, "read": 3, "persisted": 1}
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "more than its library can need" in warning and read == [], warning  # refused before reading a member
+    assert _answers(rebuilt) == before

@@ -19,8 +19,10 @@ from bot.terminal.doctor import check_answer_model
 from index.analysis.answer_model import DEFAULT_DIRECTORY, MODEL_FILE, TOKENIZER_FILE
 from index.analysis.embed import Embedder
 from index.config import IndexConfig
+from index.search import persisted
 from index.search.retrieve import Searcher
 from index.store.library import Library
+from tests.support.search_index import rewrite_stamp
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -264,3 +266,15 @@ def test_answer_model_present_missing_and_damaged(tmp_path: Path) -> None:
     damaged = check_answer_model(deep=True, directory=tmp_path)
     assert damaged.status == "problem"
     assert "\n" not in damaged.message
+
+
+def test_search_index_of_another_format_is_noted_not_checked(run_citebot: Run, data: Path, embedder: Embedder) -> None:
+    searcher = Searcher(Library(data, IndexConfig(data_dir=data)), embedder)
+    assert searcher.index.made["persisted"] == 1
+    searcher.library.close()
+    rewrite_stamp(data / persisted.FOLDER, lambda stamp: stamp.update(format=persisted.FORMAT + 1))
+    result = run_citebot("doctor")
+    assert result.returncode == 0, result.stdout  # nothing wrong: another version wrote it, the next question rebuilds
+    assert not _lines(result, "ok", "search index") and not _lines(result, "problem", "search index")
+    (line,) = _lines(result, "note", "search index")
+    assert "not checked" in line and f"format {persisted.FORMAT + 1}" in line and "builds it again" in line, line
