@@ -58,6 +58,9 @@ BOMBS = {
     ),
     "run-length": lambda: filtered_pdf(b"\x81\x00" * 2_000_000 + b"\x80", b"/RunLengthDecode"),
     "abbreviated-lzw-then-flate": lambda: filtered_pdf(lzw_zeros(300_000), b"[/LZW /Fl]"),
+    "indirect-filter": lambda: filtered_pdf(
+        zlib.compress(deflated_zeros(2048), 9), b"6 0 R", b"[/FlateDecode /FlateDecode]"
+    ),
 }
 
 

@@ -191,8 +191,9 @@ def lzw_zeros(codes: int) -> bytes:
     return bytes(out)
 
 
-def filtered_pdf(content: bytes, filters: bytes) -> bytes:
-    """Return a one-page PDF whose content stream is ``content`` as stored, under ``/Filter filters``."""
+def filtered_pdf(content: bytes, filters: bytes, *more: bytes) -> bytes:
+    """Return a one-page PDF whose content stream is ``content`` as stored, under ``/Filter filters``; ``more`` are
+    objects 6, 7... (such as the filter array an indirect ``filters`` names)."""
     return handmade_pdf(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -201,6 +202,7 @@ def filtered_pdf(content: bytes, filters: bytes) -> bytes:
             b" /Resources << /Font << /F1 5 0 R >> >> >>",
             _stream(content, b"/Filter " + filters),
             b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            *more,
         ]
     )
 
