@@ -6,10 +6,13 @@ The library's commands (add, refresh, list, remove, index) are in :mod:`bot.term
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -274,6 +277,22 @@ OUTPUT_ERROR = 1
 #: Exit code after the reader of our output went away (``| head -1``): 128 + SIGPIPE, what a shell reports for
 #: ``yes | head -1``'s ``yes``; nothing is printed.
 BROKEN_PIPE = 128 + 13
+#: The exit status after SIGTERM (128 + its number), as a shell reports a process it stopped.
+TERMINATED = 128 + signal.SIGTERM
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    """Stop at once with one line (the SIGTERM handler of every command; the Telegram bot sets its own).
+
+    As ``kill -9`` would, but saying so: every write of the library is safe to cut at any moment (the next writer
+    tidies what was left). Raising an exception instead would not do: code it passes through may catch or turn it
+    into another (an extension module interrupted while it loads raises ImportError, and citebot falls back to torch).
+    """
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()  # the lines of what was already done
+    with contextlib.suppress(OSError):
+        os.write(2, b"citebot: stopped by SIGTERM; what was done before it stays, what was under way is not stored\n")
+    os._exit(TERMINATED)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     parser = build_parser()
     args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set a handler
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # the bot sets its own later
     try:
         if sys.stdout is None:  # started with >&-: refuse at once rather than answer into nothing
             raise OutputError("standard output is closed; nothing could be written")
@@ -303,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ bare page numbers are dropped; a paragraph that runs on to the next page is
 joined and keeps its first page. A PDF with no text layer (a scan) is refused.
 
 A PDF is small on disk but may inflate without bound (a "zlib bomb": 0.8 MB that inflates to 800 MB), so
-before pdfminer sees it the compressed streams are inflated in pieces and counted, and a PDF whose streams
-(images aside: pdfminer does not decode them) hold more than ``MAX_PDF_INFLATED_BYTES`` is refused; reading
+before pdfminer sees it the filtered streams are decoded in pieces and counted, through every filter of each
+(deflate, LZW, run-length, the ASCII armours, in any order and any number), and a PDF whose streams (images aside:
+pdfminer does not decode them) hold more than ``MAX_PDF_INFLATED_BYTES`` is refused; reading
 also stops past ``MAX_PDF_PAGES`` pages or ``MAX_PDF_SECONDS`` seconds. Each refusal names its reason.
 """
 
@@ -20,7 +21,9 @@ import re
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from index.errors import ArticleError
 from index.reading.article import Article, article_from_cleaned, megabytes
@@ -101,30 +104,132 @@ def _stream_dictionary(data: bytes, start: int) -> bytes:
 
 
 def inflated_size(data: bytes, limit: int) -> int:
-    """Return how many bytes the PDF's deflated streams (images aside) inflate to, counting no further than ``limit``.
+    """Return how many bytes the PDF's filtered streams (images aside) decode to, counting no further than ``limit``.
 
-    The streams are inflated a megabyte at a time and thrown away, so a bomb costs ``limit`` bytes of work
-    at most and no memory; a stream that is not valid zlib data is skipped (pdfminer judges it).
+    Every filter pdfminer decodes is followed, in the stream's order (``[/FlateDecode /FlateDecode]``, LZW, an ASCII
+    armour around a deflate bomb, run-length); each decodes at most ``limit`` bytes more, so a bomb costs that much
+    work and memory at most. A stream that is not valid data for its filter counts what decoded before the error
+    (pdfminer judges it).
     """
     total = 0
     for match in _STREAM_START.finditer(data):
         dictionary = _stream_dictionary(data, match.start())
-        if b"FlateDecode" not in dictionary or b"/Image" in dictionary:
+        if b"/Image" in dictionary:
             continue
-        inflater = zlib.decompressobj()
-        position = match.end()
-        try:
-            while position < len(data) and not inflater.eof:
-                pending = data[position : position + _INFLATE_STEP]
-                position += _INFLATE_STEP
-                while pending and not inflater.eof:
-                    total += len(inflater.decompress(pending, _INFLATE_STEP))
-                    if total > limit:
-                        return total
-                    pending = inflater.unconsumed_tail
-        except zlib.error:
+        filters = _filters(data, dictionary)
+        if not filters:
             continue
+        end = data.find(b"endstream", match.end())
+        content = data[match.end() : end if end >= 0 else len(data)]
+        for name in filters:
+            decode = _decoders().get(name)
+            if decode is None:
+                break  # an image codec (DCT, JPX, JBIG2, CCITT) or one pdfminer refuses: no text behind it
+            content = decode(content, limit - total)
+            if len(content) > limit - total:
+                return total + len(content)
+        total += len(content)
     return total
+
+
+_FILTER = re.compile(rb"/(?:Filter|F)\s*(\[[^\]]*\]|/[^\s/\[\]<>()]+|\d+\s+\d+\s+R)")
+_NAME = re.compile(rb"/([^\s/\[\]<>()]+)")
+_REFERENCE = re.compile(rb"(\d+)\s+(\d+)\s+R")
+
+
+def _filters(data: bytes, dictionary: bytes) -> list[bytes]:
+    """Return the filter names of a stream's ``dictionary``, in order (an indirect ``/Filter`` is looked up)."""
+    found = _FILTER.search(dictionary)
+    if found is None:
+        return []
+    value = found.group(1)
+    if reference := _REFERENCE.fullmatch(value):
+        target = re.search(rb"(?<!\d)%s\s+%s\s+obj\s*(\[[^\]]*\]|/[^\s/\[\]<>()]+)" % reference.groups(), data)
+        value = target.group(1) if target else b""
+    return _NAME.findall(value)
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    """Return ``data`` inflated, stopping past ``limit`` bytes or at the first error (a megabyte at a time)."""
+    inflater = zlib.decompressobj()
+    out: list[bytes] = []
+    size = 0
+    position = 0
+    try:
+        while position < len(data) and not inflater.eof and size <= limit:
+            pending = data[position : position + _INFLATE_STEP]
+            position += _INFLATE_STEP
+            while pending and not inflater.eof and size <= limit:
+                out.append(inflater.decompress(pending, _INFLATE_STEP))
+                size += len(out[-1])
+                pending = inflater.unconsumed_tail
+    except zlib.error:
+        pass
+    return b"".join(out)
+
+
+def _unlzw(data: bytes, limit: int) -> bytes:
+    """Return ``data`` LZW-decoded as pdfminer decodes it, stopping past ``limit`` bytes or at the first error."""
+    from pdfminer.lzw import CorruptDataError, LZWDecoder
+
+    decoder = LZWDecoder(io.BytesIO(data))
+    out: list[bytes] = []
+    size = 0
+    while size <= limit:
+        try:
+            piece = decoder.feed(decoder.readbits(decoder.nbits))
+        except (EOFError, CorruptDataError, IndexError, TypeError):
+            break
+        out.append(piece)
+        size += len(piece)
+    return b"".join(out)
+
+
+def _unrun(data: bytes, limit: int) -> bytes:
+    """Return ``data`` run-length decoded, stopping past ``limit`` bytes or at its end-of-data byte."""
+    out = bytearray()
+    i = 0
+    while i < len(data) and len(out) <= limit and data[i] != 128:
+        n = data[i]
+        if n < 128:
+            out += data[i + 1 : i + 2 + n]
+            i += n + 2
+        else:
+            out += data[i + 1 : i + 2] * (257 - n)
+            i += 2
+    return bytes(out)
+
+
+def _unarmour(decode: Callable[[bytes], bytes]) -> Callable[[bytes, int], bytes]:
+    """Return an ASCII filter's decoder taking a limit (ignored: it yields at most four bytes per byte read)."""
+
+    def run(data: bytes, _limit: int) -> bytes:
+        try:
+            return decode(data)
+        except Exception:  # a damaged armour: pdfminer judges it
+            return b""
+
+    return run
+
+
+@lru_cache(maxsize=1)
+def _decoders() -> dict[bytes, Callable[[bytes, int], bytes]]:
+    """Return the bounded decoder of each filter name pdfminer decodes (full names and abbreviations)."""
+    from pdfminer.ascii85 import ascii85decode, asciihexdecode
+
+    hexed, a85 = _unarmour(asciihexdecode), _unarmour(ascii85decode)
+    return {
+        b"FlateDecode": _inflate,
+        b"Fl": _inflate,
+        b"LZWDecode": _unlzw,
+        b"LZW": _unlzw,
+        b"RunLengthDecode": _unrun,
+        b"RL": _unrun,
+        b"ASCIIHexDecode": hexed,
+        b"AHx": hexed,
+        b"ASCII85Decode": a85,
+        b"A85": a85,
+    }
 
 
 def _refuse_bombs(data: bytes, source: str) -> None:

@@ -557,6 +557,7 @@ class Catalog:
                 db.execute("DELETE FROM articles WHERE id = ?", (record.id,))
                 db.execute("DELETE FROM texts WHERE key = ?", (record.key,))
             self.bump()
+            crash_point("catalog-open")
         return gone
 
     def save_feed(self, url: str, title: str, etag: str | None, last_modified: str | None, checked_at: str) -> None:

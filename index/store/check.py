@@ -134,7 +134,7 @@ def check_library(data_dir: Path, model: str | None = None, deep: bool = False) 
         stored_model = catalog.get_meta("model")
         found += _model_note(stored_model, model, len(records))
         found += _articles(catalog, data_dir, stored_model)
-        found += _strays(data_dir / VECTORS, set(catalog.keys()))
+        found += _strays(data_dir / VECTORS, set(catalog.keys()), catalog.last_key())
     finally:
         catalog.close()
     return found
@@ -204,24 +204,40 @@ def _articles(catalog: Catalog, data_dir: Path, stored_model: str | None) -> lis
     return found
 
 
-def _strays(folder: Path, keys: set[int]) -> list[Finding]:
-    """Return a problem naming the files in ``folder`` that no article names (left by an interrupted write)."""
+def _strays(folder: Path, keys: set[int], last_key: int) -> list[Finding]:
+    """Return a note naming the files in ``folder`` that no article names (left by an interrupted write, harmless),
+    and a problem naming those with a key the catalog never gave out (its writers refuse to change the library)."""
     if not folder.is_dir():
         return []
-    strays = sorted(
+    names = sorted(
         p.name
         for p in folder.iterdir()
         if not (p.name.endswith(".npy") and p.name[:-4].isdigit() and int(p.name[:-4]) in keys)
     )
-    if not strays:
-        return []
-    shown = ", ".join(strays[:5]) + (f" and {len(strays) - 5} more" if len(strays) > 5 else "")
-    return [
-        Finding(
-            "vectors",
-            PROBLEM,
-            f"{len(strays)} file{'s' if len(strays) != 1 else ''} in {folder} that no article names: {shown}",
-            "left by an interrupted add or remove, harmless: the next citebot add or remove deletes them (doctor never "
-            "deletes anything)",
+    foreign = [n for n in names if n.split(".")[0].isdigit() and int(n.split(".")[0]) > last_key]
+    strays = [n for n in names if n not in foreign]
+    found = []
+    if strays:
+        found.append(
+            Finding(
+                "vectors",
+                NOTE,
+                f"{_files(strays)} in {folder} that no article names: {_shown(strays)}",
+                "left by an interrupted add or remove, harmless: the next citebot add or remove deletes them (doctor "
+                "never deletes anything)",
+            )
         )
-    ]
+    if foreign:
+        message = f"{_files(foreign)} in {folder} with keys the catalog never gave out: {_shown(foreign)}"
+        found.append(Finding("vectors", PROBLEM, message, f"the catalog is not the library's own: {RESTORE}"))
+    return found
+
+
+def _files(names: list[str]) -> str:
+    """Return how many ``names`` there are, as "1 file" or "3 files"."""
+    return f"{len(names)} file{'s' if len(names) != 1 else ''}"
+
+
+def _shown(names: list[str]) -> str:
+    """Return the first five of ``names``, comma-separated, and how many more there are."""
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")

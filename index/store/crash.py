@@ -13,7 +13,15 @@ import signal
 KILL_AT = "CITEBOT_TEST_KILL_AT"
 #: The steps of adding an article that write: its vector file written, the catalog transaction open (rows inserted,
 #: not committed), the catalog committed (before an old version's vector file is deleted and readers are told).
-STEPS = ("vectors-written", "catalog-open", "committed")
+ADD_STEPS = ("vectors-written", "catalog-open", "committed")
+#: Replacing a changed article (same source) adds one more: the old version's vector file deleted (the first one, when
+#: more than one goes), before readers are told.
+REPLACE_STEPS = (*ADD_STEPS, "vector-deleted")
+#: The steps of removing articles: the catalog transaction open (rows deleted, not committed), committed (no vector
+#: file deleted yet), the first vector file deleted.
+REMOVE_STEPS = ("catalog-open", "committed", "vector-deleted")
+#: Every step a test may name.
+STEPS = tuple(dict.fromkeys((*REPLACE_STEPS, *REMOVE_STEPS)))
 
 
 def crash_point(step: str) -> None:

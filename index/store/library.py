@@ -453,6 +453,7 @@ class Library:
         else:
             with contextlib.suppress(OSError):
                 self._vector_path(key).unlink()
+            crash_point("vector-deleted")
 
     def add(
         self,
@@ -498,6 +499,7 @@ class Library:
         with self.writing():
             records = self.resolve(ids)
             gone = self.catalog.delete(r.id for r in records)
+            crash_point("committed")
             for record in gone:
                 self._forget_vectors(record.key)
         return gone

@@ -158,3 +158,68 @@ def zlib_bomb_pdf(inflated: int) -> bytes:
     parts = [packer.compress(block) for _ in range(max(1, inflated // len(block)))]
     parts.append(packer.flush())
     return one_page_pdf(b"".join(parts), compressed=True)
+
+
+def lzw_zeros(codes: int) -> bytes:
+    """Return an LZW stream (PDF's ``/LZWDecode``, early change) of ``codes`` codes that decodes to NUL bytes only.
+
+    Each code names the longest string the table has, so the output grows to about 3,800 bytes per 12-bit code once
+    the table is full: a few hundred kilobytes decode to gigabytes.
+    """
+    bits = 0
+    count = 0
+    out = bytearray()
+
+    def emit(code: int, width: int) -> None:
+        nonlocal bits, count
+        bits = (bits << width) | code
+        count += width
+        while count >= 8:
+            count -= 8
+            out.append((bits >> count) & 0xFF)
+        bits &= (1 << count) - 1
+
+    emit(256, 9)  # clear
+    emit(0, 9)  # the first code after a clear adds no entry
+    table, width = 258, 9
+    for _ in range(codes):
+        emit(min(table, 4095), width)  # the entry being made (prev + its first byte), then the longest one
+        table += 1
+        width = {511: 10, 1023: 11, 2047: 12}.get(table, width)
+    if count:
+        emit(0, 8 - count)
+    return bytes(out)
+
+
+def filtered_pdf(content: bytes, filters: bytes, *more: bytes) -> bytes:
+    """Return a one-page PDF whose content stream is ``content`` as stored, under ``/Filter filters``; ``more`` are
+    objects 6, 7... (such as the filter array an indirect ``filters`` names)."""
+    return handmade_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 5 0 R >> >> >>",
+            _stream(content, b"/Filter " + filters),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            *more,
+        ]
+    )
+
+
+def deflated_zeros(megabytes: int) -> bytes:
+    """Return a zlib stream that inflates to ``megabytes`` MiB of NUL bytes, made in well under a second.
+
+    One mebibyte is deflated once (a full flush makes the piece independent of what came before) and repeated.
+    """
+    import struct
+    import zlib
+
+    block = bytes(1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    piece = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    end = packer.flush()
+    checksum = 1
+    for _ in range(megabytes):
+        checksum = zlib.adler32(block, checksum)
+    return b"\x78\xda" + piece * megabytes + end + struct.pack(">I", checksum)
