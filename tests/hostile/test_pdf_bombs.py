@@ -5,9 +5,6 @@ ASCII armour, run-length bombs. Each is refused by the real ``citebot add`` in o
 from __future__ import annotations
 
 import binascii
-import os
-import signal
-import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -15,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from index.reading.pdf import MAX_PDF_INFLATED_BYTES, read_pdf
-from tests.support.paths import CITEBOT
+from tests.support.citebot import run_measured
 from tests.support.pdf_samples import deflated_zeros, filtered_pdf, lzw_zeros
 
 #: The most memory a refusal may take (measured: 170 MB, the command's imports; each bomb inflates to over 1 GB).
@@ -25,29 +22,10 @@ TEXT = b"BT /F1 12 Tf 72 700 Td (The harbour reopened on Friday after the storm.
 
 def _run_measured(tmp_path: Path, *args: str, timeout: float = 60) -> tuple[int, str, int]:
     """Run ``citebot ARGS`` under a 3 GB address-space limit; return its exit status, stderr and peak RSS in bytes."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
-    env.update({"CITEBOT": CITEBOT, "CITEBOT_DATA_DIR": str(tmp_path / "data"), "NO_COLOR": "1"})
-    err = tmp_path / "stderr.txt"
-    with err.open("wb") as stderr:
-        child = subprocess.Popen(
-            ["bash", "-c", 'ulimit -v 3000000; exec "$CITEBOT" "$@"', "citebot", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=env,
-            cwd=tmp_path,
-        )
-    deadline = time.monotonic() + timeout
-    while True:  # wait4, not wait: it returns the child's own resource usage
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            os.kill(child.pid, signal.SIGKILL)
-            os.wait4(child.pid, 0)
-            pytest.fail(f"citebot {' '.join(args)} did not finish within {timeout:g} s")
-        time.sleep(0.05)
-    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keeps Popen from waiting again
-    return child.returncode, err.read_text(), usage.ru_maxrss * 1024
+    run = run_measured(tmp_path, *args, timeout=timeout, address_space=3_000_000_000)
+    if run.killed:
+        pytest.fail(f"citebot {' '.join(args)} did not finish within {timeout:g} s")
+    return run.returncode, run.stderr, int(run.peak_mb * 1024 * 1024)
 
 
 BOMBS = {

@@ -33,24 +33,27 @@ class Measured:
     killed: bool
 
 
-#: Runs ``argv`` and writes its peak RSS (kB) to the file named by ``argv[0]``: a small process of its own starts
-#: citebot, since Linux starts a child's peak RSS at its parent's size when it forks (and pytest's is large).
+#: Runs ``argv`` under an address-space limit of ``argv[1]`` bytes (0: none) and writes its peak RSS (kB) to the
+#: file named by ``argv[0]``: a small process of its own starts citebot, since Linux starts a child's peak RSS at its
+#: parent's size when it forks (and pytest's is large: 1.7 GB late in a whole run).
 _MEASURE = (
-    "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+    "import resource, subprocess, sys; limit = int(sys.argv[2]); "
+    "limit and resource.setrlimit(resource.RLIMIT_AS, (limit, limit)); code = subprocess.call(sys.argv[3:]); "
     "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)"
 )
 
 
-def run_measured(tmp_path: Path, *args: str, timeout: float = 60) -> Measured:
+def run_measured(tmp_path: Path, *args: str, timeout: float = 60, address_space: int = 0) -> Measured:
     """Run ``citebot args`` as ``run_citebot`` does; return what it printed and its own peak RSS.
 
     A run still going after ``timeout`` seconds is killed (``killed`` is then true), so a hang fails a test quickly.
+    ``address_space`` (bytes; 0: none) caps citebot's virtual memory, so a runaway allocation fails fast.
     """
     peak = tmp_path / ".peak-rss"
     peak.unlink(missing_ok=True)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(
-            [sys.executable, "-c", _MEASURE, str(peak), CITEBOT, *args], stdout=out, stderr=err,
+            [sys.executable, "-c", _MEASURE, str(peak), str(address_space), CITEBOT, *args], stdout=out, stderr=err,
             stdin=subprocess.DEVNULL, env=citebot_environment(tmp_path), cwd=tmp_path, text=True,
             start_new_session=True,
         )  # fmt: skip
