@@ -43,7 +43,16 @@ from pathlib import Path
 
 import numpy as np
 
-from index.analysis.answer_model import DEFAULT_DIRECTORY, INPUTS, MAX_TOKENS, MODEL_FILE, OUTPUT, TOKENIZER_FILE
+from index.analysis.answer_model import (
+    ABOUT_FILE,
+    DEFAULT_DIRECTORY,
+    INPUTS,
+    MAX_TOKENS,
+    MODEL_FILE,
+    OUTPUT,
+    TOKENIZER_FILE,
+    file_records,
+)
 from index.analysis.sentences import sentence_spans
 from index.analysis.words import tokenize
 
@@ -458,8 +467,9 @@ def main() -> int:
         "int8": agreement,
         "training_seconds": round(time.time() - started),
         "size_bytes": (target / MODEL_FILE).stat().st_size,
+        "files": file_records(target),  # checked at every load (index.analysis.answer_model.damage)
     }
-    (target / "about.json").write_text(json.dumps(about, indent=1) + "\n")
+    (target / ABOUT_FILE).write_text(json.dumps(about, indent=1) + "\n")
     print(json.dumps(about, indent=1))
     return 0
 

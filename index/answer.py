@@ -177,6 +177,7 @@ class Answer:
         articles: how many articles were searched (1: "the article", more: "the library").
         verdict: ``"answered"`` (``found``); ``"uncertain"`` (they may not answer: the passages are the
             closest text); ``"unanswered"``.
+        degraded: why the answer-sentence model did not weigh in (a damaged installation), or ``None``.
     """
 
     question: str
@@ -185,6 +186,7 @@ class Answer:
     confidence: float
     articles: int = 1
     verdict: Verdict = "answered"
+    degraded: str | None = None
 
     @property
     def not_found(self) -> str:
@@ -197,13 +199,17 @@ class Answer:
         return uncertain(self.articles)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return ``{"question", "found", "verdict", "passages"}``, citebot's stable JSON contract."""
-        return {
+        """Return ``{"question", "found", "verdict", "passages"}`` (and ``"degraded"`` when it is), citebot's stable
+        JSON contract."""
+        out: dict[str, Any] = {
             "question": self.question,
             "found": self.found,
             "verdict": self.verdict,
             "passages": [p.to_dict() for p in self.passages],
         }
+        if self.degraded is not None:
+            out["degraded"] = self.degraded
+        return out
 
 
 def clean_question(question: str) -> str:
@@ -291,4 +297,5 @@ def compose(
         confidence=ranking.confidence,
         articles=ranking.articles,
         verdict=decided,
+        degraded=ranking.degraded,
     )

@@ -326,23 +326,25 @@ def check_model(settings: Settings, deep: bool = False) -> list[Finding]:
 
 
 def check_answer_model(deep: bool = False, directory: Path | None = None) -> Finding:
-    """Return a finding on the shipped answer-sentence model's files (``deep``: also load it and score a pair)."""
-    from index.analysis.answer_model import DEFAULT_DIRECTORY, MODEL_FILE, TOKENIZER_FILE, AnswerModel
+    """Return a finding on the shipped answer-sentence model's files: each matches its size and SHA-256 in
+    ``about.json`` (``deep``: also load it and score a pair)."""
+    from index.analysis import answer_model
     from index.errors import ModelError
     from index.store.check import OK, PROBLEM, Finding
 
-    directory = directory or DEFAULT_DIRECTORY
-    absent = [name for name in (MODEL_FILE, TOKENIZER_FILE) if not _nonempty(directory / name)]
-    if absent:
-        return Finding("answer model", PROBLEM, f"{directory} lacks its {', '.join(absent)}", REINSTALL)
-    size = (directory / MODEL_FILE).stat().st_size
+    directory = directory or answer_model.DEFAULT_DIRECTORY
+    wrong = answer_model.damage(directory)
+    if wrong is not None:
+        return Finding("answer model", PROBLEM, f"{directory} is damaged: {wrong}", answer_model.REPAIR)
+    size = (directory / answer_model.MODEL_FILE).stat().st_size
+    whole = f"{directory}: model and tokenizer whole ({size / 1e6:.0f} MB, sizes and SHA-256 match about.json"
     if deep:
         try:
-            AnswerModel(directory).score("Is it whole?", ["It is whole."])
+            answer_model.AnswerModel(directory).score("Is it whole?", ["It is whole."])
         except ModelError as exc:
-            return Finding("answer model", PROBLEM, str(exc), REINSTALL)
-        return Finding("answer model", OK, f"{directory}: loads and scores ({size / 1e6:.0f} MB)")
-    return Finding("answer model", OK, f"{directory}: model and tokenizer present ({size / 1e6:.0f} MB, not loaded)")
+            return Finding("answer model", PROBLEM, str(exc), answer_model.REPAIR)
+        return Finding("answer model", OK, f"{whole}; loads and scores)")
+    return Finding("answer model", OK, f"{whole}; not loaded)")
 
 
 def _onnx_export(settings: Settings, location: Path) -> list[Finding]:

@@ -10,6 +10,8 @@ neither torch nor transformers is imported.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from functools import lru_cache
 from importlib import resources
@@ -27,10 +29,51 @@ if TYPE_CHECKING:
 DEFAULT_DIRECTORY = Path(str(resources.files("index") / "data" / "answer_model"))
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+#: What the model was trained on and how, and the size and SHA-256 of :data:`CHECKED_FILES` (checked at every load).
+ABOUT_FILE = "about.json"
+CHECKED_FILES = (MODEL_FILE, TOKENIZER_FILE)
+#: What to do about a damaged answer-sentence model: its files ship inside the package.
+REPAIR = "reinstall citebot (scripts/setup in a source checkout)"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "logit"
 #: A question and a sentence together are cut to this many tokens (the longer one loses the excess).
 MAX_TOKENS = 128
+
+
+def file_records(directory: Path) -> dict[str, dict[str, int | str]]:
+    """Return the size and SHA-256 of each of :data:`CHECKED_FILES` in ``directory`` (as ``about.json`` records)."""
+    return {
+        name: {"size": (directory / name).stat().st_size, "sha256": _sha256(directory / name)} for name in CHECKED_FILES
+    }
+
+
+def _sha256(path: Path) -> str:
+    """Return the hex SHA-256 of the file at ``path``."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def damage(directory: Path) -> str | None:
+    """Return what is wrong with the model files in ``directory`` (``None``: each matches ``about.json``'s record).
+
+    Hashes the files (23 MB: about 0.02 s), so a truncated, altered or replaced file is found without loading it.
+    """
+    try:
+        recorded = json.loads((directory / ABOUT_FILE).read_text(encoding="utf-8"))["files"]
+        expected = {name: (int(recorded[name]["size"]), str(recorded[name]["sha256"])) for name in CHECKED_FILES}
+    except FileNotFoundError:
+        return f"{ABOUT_FILE} is missing"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{ABOUT_FILE} is damaged (it does not record the files' checksums)"
+    for name, (size, sha256) in expected.items():
+        path = directory / name
+        try:
+            if not path.is_file():
+                return f"{name} is missing"
+            if path.stat().st_size != size or _sha256(path) != sha256:
+                return f"{name} does not match its SHA-256 in {ABOUT_FILE}"
+        except OSError as exc:
+            return f"{name} cannot be read ({exc.strerror or exc})"
+    return None
 
 
 class AnswerModel:
@@ -39,12 +82,15 @@ class AnswerModel:
     Args:
         directory: holds :data:`MODEL_FILE` and :data:`TOKENIZER_FILE`.
         threads: CPU threads of the session (one, the default, is fastest for one question on a busy machine).
+        verify: check the files against the checksums in ``about.json`` first (:func:`damage`).
 
     Raises:
-        ModelError: when the files are missing or not a model.
+        ModelError: when the files are missing, damaged or not a model.
     """
 
-    def __init__(self, directory: Path = DEFAULT_DIRECTORY, threads: int = 1) -> None:
+    def __init__(self, directory: Path = DEFAULT_DIRECTORY, threads: int = 1, verify: bool = True) -> None:
+        if verify and (wrong := damage(directory)) is not None:
+            raise ModelError(f"the answer-sentence model in {directory} is damaged ({wrong}); {REPAIR}")
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime
         from tokenizers import Tokenizer
@@ -60,7 +106,8 @@ class AnswerModel:
                 str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime and tokenizers raise their own types for a bad file
-            raise ModelError(f"cannot load the answer-sentence model in {directory} ({type(exc).__name__})") from None
+            reason = f"it does not load: {type(exc).__name__}"
+            raise ModelError(f"the answer-sentence model in {directory} is damaged ({reason}); {REPAIR}") from None
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS, strategy="longest_first")
         self.tokenizer.no_padding()
 

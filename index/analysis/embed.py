@@ -165,8 +165,9 @@ class Embedder:
             try:
                 import onnxruntime  # noqa: F401
                 import tokenizers  # noqa: F401
-            except ImportError as exc:
-                raise ModelError(f"the light runtime needs {exc.name}, which is not installed") from None
+            except ImportError as exc:  # not installed, or installed but failing to load (exc.name is then often None)
+                reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise ModelError(f"the light runtime cannot import onnxruntime and tokenizers ({reason})") from None
             try:
                 layout = onnx_model.ModelLayout.read(Path(self.location))
             except onnx_model.Unsupported as exc:

@@ -9,7 +9,8 @@ as sentence-transformers to a cosine of 0.99999 or better (``tests/analysis/test
 The ONNX file is made from the installed weights by :mod:`index.analysis.onnx_export` in a child process (so the
 process that answers never imports torch), once, and cached in :func:`default_cache_dir`, in a directory named by a
 key of the model's files; a manifest there holds the SHA-256 of each file, checked at every load (about 0.08 s), so
-a damaged file is exported again, never used. Nothing is downloaded.
+a damaged file is exported again, never used, and what citebot cannot read as its own export is kept aside, never
+deleted. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -195,12 +196,30 @@ def _seal(directory: Path, layout: ModelLayout, fingerprint: str) -> None:
     directory.chmod(0o755)
 
 
+def _ours(directory: Path, fingerprint: str) -> bool:
+    """Return whether ``directory`` is an export this module sealed for ``fingerprint``, whole or not: a real
+    directory whose manifest reads and names it, holding only regular files that manifest lists."""
+    try:
+        if directory.is_symlink() or not directory.is_dir():
+            return False
+        record = json.loads((directory / MANIFEST).read_text())
+        listed = {*record["files"], MANIFEST}
+        if record["fingerprint"] != fingerprint:
+            return False
+        return all(p.name in listed and p.is_file() and not p.is_symlink() for p in directory.iterdir())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def cached_onnx(layout: ModelLayout, fingerprint: str, cache_dir: Path) -> Path:
     """Return the path of a whole ONNX model of ``layout`` in ``cache_dir``, exporting it first if needed.
 
-    One process exports at a time (a file lock). The export is written to a temporary directory, sealed with a
-    manifest (sizes, SHA-256) and renamed into place; a cached model whose files do not match their manifest is
-    deleted and exported again, never used.
+    A whole export is used without a lock (one sealed in place is never changed), so a read-only cache serves. One
+    process exports at a time (a file lock). The export is written to a temporary directory, sealed with a manifest
+    (sizes, SHA-256) and renamed into place. What was there before is replaced by rename too: an export of ours whose
+    files do not match their manifest is then deleted; anything else (a damaged manifest, a directory or link in place
+    of a file, files it does not list) is never deleted, but kept aside as ``KEY.damaged-TIME``, and the warning
+    says where.
 
     Raises:
         ModelError: when the cache directory is not writable or the export fails.
@@ -209,27 +228,42 @@ def cached_onnx(layout: ModelLayout, fingerprint: str, cache_dir: Path) -> Path:
 
     key = layout.key(fingerprint)
     directory = cache_dir / key
+    if _valid(directory):
+        return directory / MODEL_FILE
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(cache_dir / f"{key}.lock"), timeout=LOCK_TIMEOUT):
             if _valid(directory):
                 return directory / MODEL_FILE
-            if directory.exists():
-                log.warning("the cached ONNX model %s is damaged; exporting it again", directory)
+            found = directory.exists() or directory.is_symlink()
+            ours = found and _ours(directory, fingerprint)
+            aside = cache_dir / f"{key}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
             # The one slow step of a first start (38 of the first 41 s of a new bot, measured), said as it starts.
-            log.warning(
-                "exporting the model %s to ONNX, once (about 40 s; later starts take a few seconds): cached in %s",
-                fingerprint,
-                cache_dir,
-            )
+            export = f"exporting the model {fingerprint} to ONNX, once (about 40 s; later starts take a few seconds)"
+            if ours:
+                log.warning(
+                    "the cached ONNX model %s is damaged (its files do not match their manifest); %s", directory, export
+                )
+            elif found:
+                log.warning(
+                    "%s is not an ONNX export citebot can read as its own (kept as %s, not deleted); %s",
+                    directory,
+                    aside,
+                    export,
+                )
+            else:
+                log.warning("%s: cached in %s", export, cache_dir)
             started = time.monotonic()
             temporary = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=cache_dir))
             try:
                 export_onnx(layout, temporary)
                 log.info("exported the model to ONNX in %.0f s", time.monotonic() - started)
                 _seal(temporary, layout, fingerprint)
-                shutil.rmtree(directory, ignore_errors=True)
+                if found:
+                    os.replace(directory, aside)
                 os.replace(temporary, directory)
+                if ours:
+                    shutil.rmtree(aside, ignore_errors=True)
             finally:
                 shutil.rmtree(temporary, ignore_errors=True)
             return directory / MODEL_FILE

@@ -29,7 +29,7 @@ from index.search.answerability import Collection as TermWeights
 from index.search.answerability import signals
 from index.search.features import Evidence, Features, decision_features, features
 from index.search.ranker import Linear, Ranker
-from index.search.rerank import ANSWER_SENTENCES, AnswerEvidence, answer_candidates, spread
+from index.search.rerank import ANSWER_FEATURES, ANSWER_SENTENCES, AnswerEvidence, answer_candidates, spread
 
 if TYPE_CHECKING:
     from index.analysis.answer_model import AnswerModel
@@ -107,6 +107,20 @@ class ModelScorer:
     def __call__(self, evidence: QuestionEvidence, chosen: np.ndarray) -> np.ndarray:
         """Return the model's logits of the ``chosen`` sentences."""
         return self.model.score(evidence.question, [evidence.sentence_text(int(i)) for i in chosen])
+
+
+class NeutralScorer:
+    """An :class:`AnswerScorer` for when the answer model cannot be loaded: every sentence read gets one logit, the
+    decision model's mean logit, so the order and the marked sentence are the first stage's and the verdict's
+    answer-model features lean neither way."""
+
+    def __init__(self, ranker: Ranker) -> None:
+        decision = ranker.decision
+        self.logit = float(decision.mean[list(decision.names).index(ANSWER_FEATURES[0])])
+
+    def __call__(self, evidence: QuestionEvidence, chosen: np.ndarray) -> np.ndarray:
+        """Return :attr:`logit` for each of the ``chosen`` sentences."""
+        return np.full(len(chosen), self.logit)
 
 
 @dataclass(frozen=True)

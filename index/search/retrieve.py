@@ -15,6 +15,7 @@ in scope.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,12 +23,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.analysis.words import tokenize
+from index.errors import ModelError
 from index.search import ranking
 from index.search.bm25 import bm25_idf, bm25_tf, term_counts
 from index.search.features import DECISION_FEATURES, Evidence, Features
 from index.search.library_index import ArticleData, LibraryIndex
 from index.search.ranker import Ranker, default_ranker
-from index.search.ranking import ModelScorer, QuestionEvidence
+from index.search.ranking import AnswerScorer, ModelScorer, NeutralScorer, QuestionEvidence
 from index.store.library import Library
 from index.store.vectors import split_id
 
@@ -42,6 +44,8 @@ DENSE_SENTENCES = 200
 #: Paragraphs taken from the dense and from the BM25 first stage (at most; the union is scored).
 DENSE_PARAGRAPHS = 40
 BM25_PARAGRAPHS = 40
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class Ranking:
         evidence: the raw evidence behind them.
         articles: how many articles were searched.
         decision: the features ``confidence`` was computed from, by name (``index.search.features.DECISION_FEATURES``).
+        degraded: why the answer-sentence model did not weigh in (it could not be loaded), or ``None``.
     """
 
     paragraphs: tuple[ScoredParagraph, ...]
@@ -83,6 +88,7 @@ class Ranking:
     evidence: Evidence | None
     articles: int
     decision: dict[str, float] = field(default_factory=dict)
+    degraded: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,9 @@ class Searcher:
         self.embedder = embedder
         self._ranker = ranker
         self._answer_model = answer_model
+        self._scorer: AnswerScorer | None = None
+        #: Why answers come from the first stage only (the answer-sentence model cannot be loaded), or ``None``.
+        self.degraded: str | None = None
         self._query_cache: dict[str, np.ndarray] = {}
         self._index: LibraryIndex | None = None
 
@@ -141,6 +150,19 @@ class Searcher:
 
             self._answer_model = default_answer_model()
         return self._answer_model
+
+    @property
+    def scorer(self) -> AnswerScorer:
+        """What reads the candidate sentences: the answer model, or (one warning, when it cannot be loaded) a
+        :class:`~index.search.ranking.NeutralScorer`, so that a damaged installation still answers."""
+        if self._scorer is None:
+            try:
+                self._scorer = ModelScorer(self.answer_model)
+            except ModelError as exc:
+                self.degraded = f"{exc}; answered by the first stage only"
+                log.warning("%s", self.degraded)
+                self._scorer = NeutralScorer(self.ranker)
+        return self._scorer
 
     @property
     def index(self) -> LibraryIndex:
@@ -321,7 +343,7 @@ class Searcher:
         if not c.pairs:
             return Ranking((), 0.0, None, None, c.articles)
         qe = self.gather(question, c)
-        ranked = ranking.rank(qe, self.ranker, ModelScorer(self.answer_model))
+        ranked = ranking.rank(qe, self.ranker, self.scorer)
         logits, s_score, sp = ranked.ordered.paragraph, ranked.ordered.sentence, qe.sentence_paragraph
         share = np.exp(logits - logits.max(initial=0.0))
         share /= share.sum() or 1.0
@@ -343,7 +365,7 @@ class Searcher:
                 )
             )
         decision = dict(zip(DECISION_FEATURES, (float(v) for v in ranked.decision), strict=True))
-        return Ranking(tuple(scored), ranked.confidence, qe.features, qe.evidence, c.articles, decision)
+        return Ranking(tuple(scored), ranked.confidence, qe.features, qe.evidence, c.articles, decision, self.degraded)
 
 
 def _groups(pairs: list[tuple[ArticleData, int]]) -> list[tuple[ArticleData, np.ndarray]]:

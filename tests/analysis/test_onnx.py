@@ -187,7 +187,7 @@ def test_a_damaged_cached_model_is_exported_again_never_used(
 
     again = Embedder(cache_dir=cache)
     assert again.runtime == "onnx"
-    assert "damaged; exporting it again" in caplog.text
+    assert "is damaged (its files do not match their manifest); exporting the model" in caplog.text
     assert (
         onnx_model.sha256_of(weights)
         == json.loads((directory / onnx_model.MANIFEST).read_text())["files"][onnx_model.WEIGHTS_FILE]["sha256"]

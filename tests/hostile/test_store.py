@@ -10,12 +10,10 @@ import random
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from index.store.library import CATALOG, VECTORS
+from tests.support.mounts import remount_read_only, tmpfs
 from tests.support.news_server import NewsServer, file
 
 QUESTION = "Which two roads meet at Saraqeb?"
@@ -148,20 +146,8 @@ def test_adding_what_the_library_has_and_a_quiet_refresh_never_load_the_model(ru
 # --- a full disk and a read-only library: a small file system of our own (needs root to mount) -------------------
 
 
-@contextlib.contextmanager
-def _tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
 def test_a_full_disk_during_add_is_one_line_and_the_library_stays_whole(run_citebot, tmp_path: Path) -> None:
-    with _tmpfs(tmp_path / "small", "3m") as small:
+    with tmpfs(tmp_path / "small", "3m") as small:
         env = {"CITEBOT_DATA_DIR": str(small / "data")}
         assert run_citebot("index", env=env).returncode == 0
         ships = (f"Ship {i} carried {i} tonnes of grain to port {i}." for i in range(120))
@@ -184,12 +170,10 @@ def test_a_full_disk_during_add_is_one_line_and_the_library_stays_whole(run_cite
 
 
 def test_a_read_only_library_can_still_be_asked(run_citebot, tmp_path: Path) -> None:
-    with _tmpfs(tmp_path / "ro", "8m") as mount:
+    with tmpfs(tmp_path / "ro", "8m") as mount:
         env = {"CITEBOT_DATA_DIR": str(mount / "data")}
         assert run_citebot("index", env=env).returncode == 0
-        remounted = subprocess.run(["mount", "-o", "remount,ro", str(mount)], capture_output=True)
-        if remounted.returncode != 0:
-            pytest.skip("cannot remount read-only here")
+        remount_read_only(mount)
         asked = run_citebot("ask", QUESTION, env=env)
         assert asked.returncode == 0, asked.stderr
         assert "M4 and M5" in asked.stdout

@@ -261,12 +261,13 @@ def test_search_index_absent_current_and_damaged(run_citebot: Run, data: Path, e
 def test_answer_model_present_missing_and_damaged(tmp_path: Path) -> None:
     assert check_answer_model(deep=True).status == "ok"
     assert check_answer_model(directory=tmp_path).status == "problem"
+    assert "about.json is missing" in check_answer_model(directory=tmp_path).message
+    for name in ("about.json", TOKENIZER_FILE):
+        (tmp_path / name).write_bytes((DEFAULT_DIRECTORY / name).read_bytes())
     assert MODEL_FILE in check_answer_model(directory=tmp_path).message
     (tmp_path / MODEL_FILE).write_bytes(b"garbage")
-    (tmp_path / TOKENIZER_FILE).write_bytes((DEFAULT_DIRECTORY / TOKENIZER_FILE).read_bytes())
-    assert check_answer_model(directory=tmp_path).status == "ok"  # present; only --deep loads it
-    damaged = check_answer_model(deep=True, directory=tmp_path)
-    assert damaged.status == "problem"
+    damaged = check_answer_model(directory=tmp_path)  # caught by its SHA-256, without loading it
+    assert damaged.status == "problem" and MODEL_FILE in damaged.message
     assert "\n" not in damaged.message
 
 
