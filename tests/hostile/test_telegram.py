@@ -26,7 +26,13 @@ from bot.telegram.buttons import Button, decode_button
 from index.reading.article import Article
 from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
 from tests.support.paths import CITEBOT
-from tests.support.telegram_harness import BotProcess, ask_and_time, bot_environment, free_port, wait_listening
+from tests.support.telegram_harness import (
+    BotProcess,
+    ask_and_time,
+    bot_environment,
+    free_port,
+    start_webhook_bot,
+)
 
 pytestmark = pytest.mark.slow  # runs the real citebot telegram process
 
@@ -281,19 +287,10 @@ def test_a_webhook_update_delivered_twice_is_answered_once(tmp_path: Path) -> No
     port = free_port()
     allowed = (71, 72)
     with FakeTelegram() as server:
-        process = BotProcess(
-            server,
-            tmp_path,
-            tmp_path / "data",
-            TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/hook",
-            TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
-            TELEGRAM_WEBHOOK_PORT=str(port),
-            TELEGRAM_ALLOWED_USERS=",".join(map(str, allowed)),
-        ).start(ready="setWebhook")
+        process = start_webhook_bot(server, tmp_path, port, TELEGRAM_ALLOWED_USERS=",".join(map(str, allowed)))
         try:
             user = server.user(allowed[0], "Ann")
             chat = server.private_chat(user)
-            wait_listening(port)
             question = server.send_text(chat, user, QUESTION)
             server.wait_reply(question)
             update_id = server.wait_for(lambda: server.deliveries, 10, "the delivery")[-1][0]

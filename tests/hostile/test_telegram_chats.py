@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_telegram import TOKEN, BotMessage, FakeTelegram, Fault
-from tests.support.telegram_harness import BotProcess, free_port, wait_listening
+from tests.support.telegram_harness import BotProcess, free_port, start_webhook_bot
 
 pytestmark = pytest.mark.slow  # runs the real citebot telegram process
 
@@ -206,17 +206,8 @@ def test_webhook_bodies_are_refused_before_they_are_read(tmp_path: Path) -> None
     """Issue 23: five 10.5 MB bodies with a wrong secret were each read whole, then refused; RSS 226 -> 335 MB."""
     port = free_port()
     with FakeTelegram() as server:
-        process = BotProcess(
-            server,
-            tmp_path,
-            tmp_path / "data",
-            TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/hook",
-            TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
-            TELEGRAM_WEBHOOK_PORT=str(port),
-            TELEGRAM_WEBHOOK_SECRET=HOOK_SECRET,
-        ).start(ready="setWebhook")
+        process = start_webhook_bot(server, tmp_path, port, TELEGRAM_WEBHOOK_SECRET=HOOK_SECRET)
         try:
-            wait_listening(port)
             assert process.process is not None
             assert _answer_before_the_body(port, BIG, "wrong-secret").startswith("HTTP/1.1 403 ")
             assert _answer_before_the_body(port, 2_000_000, HOOK_SECRET).startswith("HTTP/1.1 413 ")  # over the cap

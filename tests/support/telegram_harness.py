@@ -121,6 +121,22 @@ class LoadResult:
         )
 
 
+def start_webhook_bot(server: FakeTelegram, workdir: Path, port: int, path: str = "/hook", **env: str) -> BotProcess:
+    """Start ``citebot telegram`` in webhook mode on 127.0.0.1:``port`` at ``path`` (library in ``workdir/data``) and
+    wait until it has set its webhook and listens."""
+    process = BotProcess(
+        server,
+        workdir,
+        workdir / "data",
+        TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}{path}",
+        TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
+        TELEGRAM_WEBHOOK_PORT=str(port),
+        **env,
+    ).start(ready="setWebhook")
+    wait_listening(port)
+    return process
+
+
 def run_load(
     server: FakeTelegram, questions: list[str], chats: int = 50, per_chat: int = 4, first_user: int = 500_000
 ) -> LoadResult:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.fake_telegram import TOKEN, FakeTelegram
-from tests.support.telegram_harness import BotProcess, bot_environment, free_port, wait_listening
+from tests.support.telegram_harness import BotProcess, bot_environment, free_port, start_webhook_bot
 
 pytestmark = pytest.mark.slow  # runs the real citebot telegram process
 
@@ -30,16 +30,7 @@ def hook_port() -> int:
 @pytest.fixture(scope="module")
 def bot(server: FakeTelegram, hook_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
     workdir = tmp_path_factory.mktemp("telegram-webhook")
-    process = BotProcess(
-        server,
-        workdir,
-        workdir / "data",
-        TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{hook_port}/telegram/hook",
-        TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
-        TELEGRAM_WEBHOOK_PORT=str(hook_port),
-        TELEGRAM_WEBHOOK_SECRET=SECRET,
-    ).start(ready="setWebhook")
-    wait_listening(hook_port)
+    process = start_webhook_bot(server, workdir, hook_port, "/telegram/hook", TELEGRAM_WEBHOOK_SECRET=SECRET)
     yield process
     assert process.terminate(sig=signal.SIGINT) == 0, process.stderr  # Ctrl-C stops it cleanly too
     assert TOKEN not in process.stderr and SECRET not in process.stderr
