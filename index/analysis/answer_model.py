@@ -10,7 +10,6 @@ neither torch nor transformers is imported.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from functools import lru_cache
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index.analysis.onnx_model import sha256_of
 from index.errors import ModelError
 
 if TYPE_CHECKING:
@@ -43,13 +43,9 @@ MAX_TOKENS = 128
 def file_records(directory: Path) -> dict[str, dict[str, int | str]]:
     """Return the size and SHA-256 of each of :data:`CHECKED_FILES` in ``directory`` (as ``about.json`` records)."""
     return {
-        name: {"size": (directory / name).stat().st_size, "sha256": _sha256(directory / name)} for name in CHECKED_FILES
+        name: {"size": (directory / name).stat().st_size, "sha256": sha256_of(directory / name)}
+        for name in CHECKED_FILES
     }
-
-
-def _sha256(path: Path) -> str:
-    """Return the hex SHA-256 of the file at ``path``."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def damage(directory: Path) -> str | None:
@@ -69,7 +65,7 @@ def damage(directory: Path) -> str | None:
         try:
             if not path.is_file():
                 return f"{name} is missing"
-            if path.stat().st_size != size or _sha256(path) != sha256:
+            if path.stat().st_size != size or sha256_of(path) != sha256:
                 return f"{name} does not match its SHA-256 in {ABOUT_FILE}"
         except OSError as exc:
             return f"{name} cannot be read ({exc.strerror or exc})"
