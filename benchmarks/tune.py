@@ -36,6 +36,7 @@ written to ``index/data/ranker.json``. Embeddings and logits are cached under ``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import random
@@ -50,7 +51,9 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
-from benchmarks.answer_model import FOLD_MODELS, fold_of
+from benchmarks import targets
+from benchmarks.answer_model import FOLD_MODELS
+from benchmarks.folds import fold_of
 from index.analysis.answer_model import DEFAULT_DIRECTORY as SHIPPED_ANSWER_MODEL
 from index.analysis.answer_model import MODEL_FILE as ANSWER_MODEL_FILE
 from index.analysis.answer_model import AnswerModel
@@ -62,9 +65,9 @@ from index.search.features import DECISION_FEATURES, PARAGRAPH_FEATURES, SENTENC
 from index.search.ranker import Linear, Ranker, default_ranker
 from index.search.ranking import AnswerScorer, QuestionEvidence, Ranked, Staged
 from index.search.rerank import (
-    ANSWER_SENTENCES,
     RERANK_PARAGRAPH_FEATURES,
     RERANK_SENTENCE_FEATURES,
+    Reading,
     paragraph_columns,
     sentence_columns,
 )
@@ -250,7 +253,7 @@ def _library_offtopic(c: Case) -> bool:
 
 
 def fold_articles(articles: list[int], folds: int) -> list[list[int]]:
-    """Return the articles of each fold, by :func:`benchmarks.answer_model.fold_of` (as the fold models were made)."""
+    """Return the articles of each fold, by :func:`benchmarks.folds.fold_of` (as the fold models were made)."""
     return [[a for a in articles if fold_of(a, folds) == i] for i in range(folds)]
 
 
@@ -468,9 +471,9 @@ def _decision_row(c: Case, ranker: Ranker, staged: Staged) -> np.ndarray:
     return ranking.decision_row(c.evidence, staged, ranking.second_stage(c.evidence, ranker, staged))
 
 
-def rank_case(c: Case, ranker: Ranker, scores: AnswerScores, budget: tuple[int, ...] = ANSWER_SENTENCES) -> Ranked:
+def rank_case(c: Case, ranker: Ranker, scores: AnswerScores, reading: Reading | None = None) -> Ranked:
     """Return what :func:`index.search.ranking.rank` (what ``Searcher.rank`` runs) makes of case ``c``."""
-    return ranking.rank(c.evidence, ranker, scores.of(c), budget)
+    return ranking.rank(c.evidence, ranker, scores.of(c), reading)
 
 
 def fit_decision(cases: list[Case], ranker: Ranker, staged: list[Staged], c_value: float) -> Linear:
@@ -488,23 +491,28 @@ def fit_all(
     c_value: float,
     scores: AnswerScores,
     keep_first_stage: bool = False,
-    budget: tuple[int, ...] = ANSWER_SENTENCES,
+    reading: Reading | None = None,
 ) -> Ranker:
-    """Fit every model on ``cases``: the first stage (or keep the shipped one), the second, the decision."""
+    """Fit every model on ``cases``: the first stage (or keep the shipped one), the second, the decision, for the
+    answer model reading what ``reading`` chooses (``None``: the shipped ranker's reading)."""
+    reading = reading or default_ranker().reading
     if keep_first_stage:
         shipped = default_ranker()
         paragraph, sentence = shipped.paragraph, shipped.sentence
     else:
         paragraph = fit_softmax(*paragraph_groups(cases), l2, PARAGRAPH_FEATURES)
         sentence = fit_softmax(*sentence_groups(cases), l2, SENTENCE_FEATURES)
-    staged = [ranking.first_stage(c.evidence, paragraph, sentence, scores.of(c), budget) for c in cases]
+    staged = [ranking.first_stage(c.evidence, paragraph, sentence, scores.of(c), reading) for c in cases]
     p_columns = [paragraph_columns(st.paragraph, st.read) for st in staged]
     s_columns = [sentence_columns(st.sentence, st.read) for st in staged]
     rerank_paragraph = fit_softmax(*paragraph_groups(cases, p_columns), l2, RERANK_PARAGRAPH_FEATURES)
     rerank_sentence = fit_softmax(*sentence_groups(cases, s_columns), l2, RERANK_SENTENCE_FEATURES)
     # Without a decision yet, the ranker orders and marks as it will; the decision is fitted on what it marks.
-    ranker = Ranker(paragraph, sentence, rerank_paragraph, rerank_sentence, shipped_decision_placeholder())
-    return Ranker(paragraph, sentence, rerank_paragraph, rerank_sentence, fit_decision(cases, ranker, staged, c_value))
+    ranker = Ranker(
+        paragraph, sentence, rerank_paragraph, rerank_sentence, shipped_decision_placeholder(), reading=reading
+    )
+    decision = fit_decision(cases, ranker, staged, c_value)
+    return Ranker(paragraph, sentence, rerank_paragraph, rerank_sentence, decision, reading=reading)
 
 
 def shipped_decision_placeholder() -> Linear:
@@ -516,6 +524,7 @@ def shipped_decision_placeholder() -> Linear:
 class Row(TypedDict):
     """What the ranker did with one held-out question."""
 
+    article: int  # the SQuAD article it is from (its fold: benchmarks.folds.fold_of)
     mode: str
     answerable: bool
     unanswerable: bool
@@ -524,19 +533,19 @@ class Row(TypedDict):
     article_hit: bool  # the first paragraph is from the question's article
     highlight: bool  # its marked sentence holds a gold answer
     probability: float  # the decision's confidence
+    read: int  # how many sentences the answer model read
 
 
-def held_out(
-    cases: list[Case], ranker: Ranker, scores: AnswerScores, budget: tuple[int, ...] = ANSWER_SENTENCES
-) -> list[Row]:
+def held_out(cases: list[Case], ranker: Ranker, scores: AnswerScores, reading: Reading | None = None) -> list[Row]:
     """Return, per question, what the ranker does with it: the rank of the gold paragraph, the hit, the probability."""
     out: list[Row] = []
     for c in cases:
-        ranked = rank_case(c, ranker, scores, budget)
+        ranked = rank_case(c, ranker, scores, reading)
         order, top, best = ranked.ordered.order, ranked.ordered.top, ranked.ordered.best
         rank = next((i for i, q in enumerate(order[:20]) if q in c.gold), None)
         out.append(
             {
+                "article": c.article,
                 "mode": c.mode,
                 "answerable": c.answerable,
                 "unanswerable": c.unanswerable,
@@ -545,6 +554,7 @@ def held_out(
                 "article_hit": bool(c.article_of[top] == c.article),
                 "highlight": best is not None and bool(c.sentence_hits[best]),
                 "probability": ranked.confidence,
+                "read": int(ranked.staged.read.read.sum()),
             }
         )
     return out
@@ -578,8 +588,73 @@ def metrics(rows: list[Row], threshold: float) -> dict[str, float]:
     return out
 
 
-def _budget(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(","))
+def issue_measures(rows: list[Row], threshold: float) -> dict[str, float]:
+    """Return the measures of :mod:`benchmarks.targets` that ``rows`` (held-out results) give."""
+    out: dict[str, float] = {}
+    library = metrics([r for r in rows if r["mode"] == "library"], threshold)
+    if any(r["mode"] == "library" and r["answerable"] for r in rows):
+        out |= {
+            "library_r1": library["paragraph_r1"],
+            "library_r3": library["paragraph_r3"],
+            "library_highlight": library["answer_in_highlight"],
+        }
+    squad2 = metrics([r for r in rows if r["mode"] == "squad2"], threshold)
+    if "unanswerable_rejected_at_found_0.90" in squad2:
+        out["squad2_rejected_at_found_0.90"] = squad2["unanswerable_rejected_at_found_0.90"]
+    return out
+
+
+def _reading(text: str) -> Reading:
+    """Return :meth:`Reading.parse` of ``text``, for argparse."""
+    try:
+        return Reading.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cross_validate(cases: list[Case], held: AnswerScores, reading: Reading, args: argparse.Namespace) -> list[Row]:
+    """Return every case's held-out row: each fold ranked by models fitted on the other folds, reading ``reading``."""
+    rows: list[Row] = []
+    for fold in fold_articles(sorted({c.article for c in cases}), args.folds):
+        train = [c for c in cases if c.article not in fold and (args.fit_library_offtopic or not _library_offtopic(c))]
+        test = [c for c in cases if c.article in fold]
+        ranker = fit_all(train, args.l2, args.c_value, held, args.keep_first_stage, reading)
+        rows += held_out(test, ranker, held, reading)
+        held.save()
+    return rows
+
+
+def report(rows: list[Row], articles: int, questions: int, reading: Reading, args: argparse.Namespace) -> None:
+    """Print the held-out figures of ``rows``: pooled (with the folds' spread), per mode, issue 24's targets."""
+    print(
+        f"{args.folds}-fold article-wise cross-validation ({articles} articles, {questions} questions, "
+        f"threshold {args.threshold}, answer model reads {reading}); every number is on held-out articles, "
+        "the answer-sentence model's included:"
+    )
+    fold_of_row = [fold_of(r["article"], args.folds) for r in rows]
+    pooled = [r for r in rows if r["mode"] != "squad2"]
+    cv = metrics(pooled, args.threshold)
+    in_fold = [
+        [r for r, f in zip(rows, fold_of_row, strict=True) if f == k and r["mode"] != "squad2"]
+        for k in range(args.folds)
+    ]
+    per_fold = [metrics(chosen, args.threshold) for chosen in in_fold if any(r["answerable"] for r in chosen)]
+    for key, value in cv.items():
+        values = [f[key] for f in per_fold if key in f]
+        print(f"  {key:22s} {value:.3f} (folds {min(values):.3f}-{max(values):.3f})")
+    for mode in ("article", "library", "squad2"):
+        chosen = [r for r in rows if r["mode"] == mode]
+        if any(r["answerable"] for r in chosen):
+            print(f"  {mode}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics(chosen, args.threshold).items()))
+    print(f"  sentences read per question: {np.mean([r['read'] for r in rows]):.2f} on average")
+    print("issue 24's targets, held out by article (benchmarks.targets):")
+    print(targets.table(issue_measures(rows, args.threshold))[0])
+    for threshold in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
+        m = metrics(pooled, threshold)
+        print(
+            f"  threshold {threshold:.2f}: answerable_found {m['answerable_found']:.3f}, "
+            f"offtopic_rejected {m['offtopic_rejected']:.3f}"
+        )
 
 
 def main() -> int:
@@ -607,11 +682,18 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help=f"refit on everything and write {OUTPUT}")
     parser.add_argument("--per-article", action="store_true", help="fit on one-article libraries only")
     parser.add_argument(
-        "--budget",
-        type=_budget,
-        default=ANSWER_SENTENCES,
-        help="sentences the answer model reads per first-stage paragraph rank, e.g. 2,1,1 "
-        "(default: index.search.rerank.ANSWER_SENTENCES)",
+        "--reading",
+        type=_reading,
+        action="append",
+        help="what the answer model reads: sentences per first-stage paragraph rank, then the top N of each "
+        "first-stage list, up to a limit, e.g. 2,1 or 2,1+4/12 (default: the shipped ranker.json's); repeat it to "
+        "compare readings on the same cases (--write fits the first)",
+    )
+    parser.add_argument(
+        "--sure-margin",
+        type=float,
+        default=None,
+        help="read only the per-rank sentences when the first paragraph leads by this first-stage logit",
     )
     parser.add_argument(
         "--keep-first-stage",
@@ -620,6 +702,9 @@ def main() -> int:
     )
     parser.add_argument("--answer-models", type=Path, default=FOLD_MODELS, help="where the fold-K models are")
     args = parser.parse_args()
+    readings = args.reading or [default_ranker().reading]
+    if args.sure_margin is not None:
+        readings = [dataclasses.replace(r, sure_margin=args.sure_margin) for r in readings]
     cases = collect(
         args.squad,
         args.cache,
@@ -631,50 +716,28 @@ def main() -> int:
     )
     held = AnswerScores(args.folds, held_out=True, cache=args.cache, fold_models=args.answer_models)
     articles = sorted({c.article for c in cases})
-    folds = fold_articles(articles, args.folds)
-    rows: list[Row] = []
-    per_fold = []
-    for fold in folds:
-        train = [c for c in cases if c.article not in fold and (args.fit_library_offtopic or not _library_offtopic(c))]
-        test = [c for c in cases if c.article in fold]
-        ranker = fit_all(train, args.l2, args.c_value, held, args.keep_first_stage, args.budget)
-        fold_rows = held_out(test, ranker, held, args.budget)
-        rows += fold_rows
-        per_fold.append(metrics(fold_rows, args.threshold))
-        held.save()
-    print(
-        f"{args.folds}-fold article-wise cross-validation ({len(articles)} articles, {len(cases)} questions, "
-        f"threshold {args.threshold}, answer model reads {args.budget}); every number is on held-out articles, "
-        "the answer-sentence model's included:"
-    )
-    cv = metrics([r for r in rows if r["mode"] != "squad2"], args.threshold)
-    for key, value in cv.items():
-        spread_ = f"(folds {min(f[key] for f in per_fold):.3f}-{max(f[key] for f in per_fold):.3f})"
-        print(f"  {key:22s} {value:.3f} {spread_}")
-    for mode in ("article", "library", "squad2"):
-        chosen = [r for r in rows if r["mode"] == mode]
-        if any(r["answerable"] for r in chosen):
-            print(f"  {mode}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics(chosen, args.threshold).items()))
-    for threshold in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
-        m = metrics([r for r in rows if r["mode"] != "squad2"], threshold)
-        print(
-            f"  threshold {threshold:.2f}: answerable_found {m['answerable_found']:.3f}, "
-            f"offtopic_rejected {m['offtopic_rejected']:.3f}"
-        )
+    results = {}
+    for reading in readings:
+        rows = cross_validate(cases, held, reading, args)
+        results[reading] = metrics([r for r in rows if r["mode"] != "squad2"], args.threshold)
+        report(rows, len(articles), len(cases), reading, args)
+    reading = readings[0]
+    cv = results[reading]
     if args.write:
         # The second stage and the decision are fitted on held-out logits (each case scored by the fold model
         # that never saw it), which is how the shipped model's logits look on articles it never saw.
-        ranker = fit_all(cases, args.l2, args.c_value, held, args.keep_first_stage, args.budget)
+        ranker = fit_all(cases, args.l2, args.c_value, held, args.keep_first_stage, reading)
         ranker = Ranker(
             ranker.paragraph,
             ranker.sentence,
             ranker.rerank_paragraph,
             ranker.rerank_sentence,
             ranker.decision,
+            reading=reading,
             about=(
                 f"Fitted by benchmarks/tune.py on {args.squad.name}"
                 f"{' and ' + args.squad2.name if args.squad2 else ''} ({len(articles)} articles, l2={args.l2}, "
-                f"C={args.c_value}, answer model reads {args.budget}); {args.folds}-fold article-wise CV: "
+                f"C={args.c_value}, answer model reads {reading}); {args.folds}-fold article-wise CV: "
                 + ", ".join(f"{k} {v:.3f}" for k, v in cv.items())
             ),
         )

@@ -8,7 +8,7 @@ article), ``question``, ``answerable``, ``kind`` (one of :data:`KINDS`) and, for
 verbatim piece of the sentence that answers it. ``benchmarks/written_questions/README.md`` is the data card: how the
 items were written and checked, and their SHA-256, which :func:`main` compares; ``readings.jsonl`` is the second
 reading of every item read, and an item is kept only where it :func:`agrees`. Folds are not stored: an article's fold
-is :func:`benchmarks.answer_model.fold_of_titles`, the rule every held-out figure uses. The exit status is 1 when a
+is :func:`benchmarks.folds.fold_of_titles`, the rule every held-out figure uses. The exit status is 1 when a
 check fails.
 """
 
@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.answer_model import SQUAD1, fold_of_titles
+from benchmarks.folds import SQUAD1, fold_of_titles
 from index.analysis.sentences import sentence_spans
 
 HERE = Path(__file__).parent / "written_questions"

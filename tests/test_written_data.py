@@ -77,3 +77,44 @@ def test_agreement_needs_the_same_verdict_and_the_same_sentence() -> None:
     assert written.agrees(item, written.Reading(True, "It was painted red"), context)
     assert not written.agrees(item, written.Reading(True, "The tower was built in 1902"), context)
     assert not written.agrees(item, written.Reading(False, None), context)
+
+
+def test_the_training_pairs_of_a_fold_hold_no_written_question_of_its_articles() -> None:
+    """``benchmarks.answer_model --fold K`` must not see fold K's written questions: tune.py scores fold K with it."""
+    from benchmarks import answer_model
+    from benchmarks.folds import fold_of_titles
+
+    folds = fold_of_titles()
+    items = written.load()
+    fold = folds[items[0].article]
+    asked_in_fold = {i.question for i in items if folds[i.article] == fold}
+    pairs = answer_model.build_pairs(fold, limit=0)
+    trained = {p.question for p in pairs if p.kind.startswith("written_")}
+    assert trained and not trained & asked_in_fold
+    assert {p.question for p in answer_model.build_pairs(None, limit=0) if p.kind.startswith("written_")} >= (
+        asked_in_fold
+    )
+
+
+def test_each_written_question_is_paired_with_its_sentence_by_its_label() -> None:
+    from benchmarks import answer_model
+
+    items = written.load()
+    answerable = next(i for i in items if i.answerable)
+    unanswerable = next(i for i in items if not i.answerable)
+    pairs = answer_model.written_pairs([answerable, unanswerable], written.contexts())
+    positive = [p for p in pairs if p.label == 1.0]
+    assert len(positive) == 1 and positive[0].question == answerable.question
+    assert answerable.sentence is not None and answerable.sentence in positive[0].sentence
+    negatives = {p.question for p in pairs if p.label == 0.0}
+    assert unanswerable.question in negatives
+    assert all(p.sentence in written.contexts()[answerable.article][answerable.paragraph] for p in pairs[:1])
+
+
+def test_every_written_pair_is_trained_on_and_squads_fill_the_rest() -> None:
+    from benchmarks import answer_model
+
+    hand = answer_model.written_pairs(written.load(), written.contexts())
+    pairs = answer_model.build_pairs(None, limit=len(hand) + 100)
+    assert len(pairs) == len(hand) + 100
+    assert sum(p.kind.startswith("written_") for p in pairs) == len(hand)

@@ -21,7 +21,7 @@ Everything here is numpy; nothing is fitted at run time.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -33,6 +33,7 @@ from index.search.rerank import (
     RERANK_PARAGRAPH_FEATURES,
     RERANK_SENTENCE_FEATURES,
     AnswerEvidence,
+    Reading,
     paragraph_columns,
     sentence_columns,
 )
@@ -84,6 +85,8 @@ class Ranker:
     rerank_sentence: Linear
     decision: Linear
     about: str = ""
+    #: The sentences the answer model read when these were fitted: what it reads when they run.
+    reading: Reading = field(default_factory=Reading)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Ranker:
@@ -94,6 +97,7 @@ class Ranker:
             rerank_sentence=Linear.from_dict(data["rerank_sentence"], RERANK_SENTENCE_FEATURES),
             decision=Linear.from_dict(data["decision"], DECISION_FEATURES),
             about=str(data.get("about", "")),
+            reading=Reading.from_dict(data.get("reading")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +108,7 @@ class Ranker:
             "rerank_paragraph": self.rerank_paragraph.to_dict(),
             "rerank_sentence": self.rerank_sentence.to_dict(),
             "decision": self.decision.to_dict(),
+            "reading": self.reading.to_dict(),
         }
 
     def second_stage(

@@ -29,7 +29,7 @@ from index.search.answerability import Collection as TermWeights
 from index.search.answerability import signals
 from index.search.features import Evidence, Features, decision_features, features
 from index.search.ranker import Linear, Ranker
-from index.search.rerank import ANSWER_FEATURES, ANSWER_SENTENCES, AnswerEvidence, answer_candidates, spread
+from index.search.rerank import ANSWER_FEATURES, AnswerEvidence, Reading, answer_candidates, spread
 
 if TYPE_CHECKING:
     from index.analysis.answer_model import AnswerModel
@@ -175,16 +175,13 @@ class Ranked:
 
 
 def first_stage(
-    ev: QuestionEvidence,
-    paragraph: Linear,
-    sentence: Linear,
-    scorer: AnswerScorer,
-    budget: tuple[int, ...] = ANSWER_SENTENCES,
+    ev: QuestionEvidence, paragraph: Linear, sentence: Linear, scorer: AnswerScorer, reading: Reading
 ) -> Staged:
     """Return the first stage's scores under the models ``paragraph`` and ``sentence``, and the logits ``scorer``
-    gives the sentences they choose (``budget``: how many per first-stage paragraph rank)."""
+    gives the sentences that ``reading`` chooses from them."""
     p, s = paragraph(ev.features.paragraphs), sentence(ev.features.sentences)
-    chosen = answer_candidates(p, s, ev.sentence_paragraph, budget)
+    raw = ev.evidence
+    chosen = answer_candidates(p, s, ev.sentence_paragraph, reading, raw.sentence_cosine, raw.sentence_bm25)
     return Staged(p, s, spread(scorer(ev, chosen), chosen, ev.sentence_paragraph, len(ev.pairs)))
 
 
@@ -205,11 +202,10 @@ def decision_row(ev: QuestionEvidence, staged: Staged, ordered: Ordered) -> np.n
     return decision_features(ev.features, top, best, background, ev.signals(top, best), staged.read.decision(best))
 
 
-def rank(
-    ev: QuestionEvidence, ranker: Ranker, scorer: AnswerScorer, budget: tuple[int, ...] = ANSWER_SENTENCES
-) -> Ranked:
-    """Return every stage's outcome for ``ev`` under ``ranker``, the answer model's logits from ``scorer``."""
-    staged = first_stage(ev, ranker.paragraph, ranker.sentence, scorer, budget)
+def rank(ev: QuestionEvidence, ranker: Ranker, scorer: AnswerScorer, reading: Reading | None = None) -> Ranked:
+    """Return every stage's outcome for ``ev`` under ``ranker``, the answer model's logits from ``scorer`` for the
+    sentences ``reading`` chooses (``None``: the reading ``ranker`` was fitted with)."""
+    staged = first_stage(ev, ranker.paragraph, ranker.sentence, scorer, reading or ranker.reading)
     ordered = second_stage(ev, ranker, staged)
     x = decision_row(ev, staged, ordered)
     return Ranked(staged, ordered, x, ranker.confidence(x))
