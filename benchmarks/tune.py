@@ -13,7 +13,9 @@ of :mod:`index.search.ranking`, what runs at question time, so what is fitted is
 Questions are asked two ways: of a library holding only their article, and of one library
 holding every article of the file (library search), and both are fitted together.
 
-With ``--squad2``, the SQuAD 2.0 file's questions (answerable and not) are asked of their article too.
+With ``--squad2``, the SQuAD 2.0 file's questions (answerable and not) are asked of their article too; and, unless
+``--no-written``, the hand-written questions of ``benchmarks/written_questions/`` (mode "written"). Both are fitted on
+with the rest and reported on their own.
 
 Five models are fitted:
 
@@ -51,9 +53,10 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
-from benchmarks import targets
+from benchmarks import targets, written
 from benchmarks.answer_model import FOLD_MODELS
 from benchmarks.folds import fold_of
+from benchmarks.written import Written
 from index.analysis.answer_model import DEFAULT_DIRECTORY as SHIPPED_ANSWER_MODEL
 from index.analysis.answer_model import MODEL_FILE as ANSWER_MODEL_FILE
 from index.analysis.answer_model import AnswerModel
@@ -76,6 +79,8 @@ from index.store.library import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "index" / "data" / "ranker.json"
+#: Modes reported on their own, not pooled into the figures of ``citebot eval`` (SQuAD 2.0's, and the hand-written).
+SEPARATE_MODES = ("squad2", "written")
 
 
 class CachedEmbedder:
@@ -127,7 +132,7 @@ class Case:
 
     evidence: QuestionEvidence  # what Searcher.gather made of it: the candidates, their features and texts
     article: int  # the SQuAD article the question is from (for folds)
-    mode: str  # "article", "library" or "squad2" (SQuAD 2.0's questions, one article's library)
+    mode: str  # "article", "library", "squad2" (SQuAD 2.0's questions) or "written" (hand-written), see collect
     answerable: bool
     gold: tuple[int, ...]  # candidate numbers of the answering paragraph(s)
     article_of: np.ndarray  # per candidate, the SQuAD article it is from
@@ -266,11 +271,15 @@ def collect(
     hold_back_every: int = 2,
     folds: int = 6,
     library_offtopic: int = 50,
+    hand_written: list[Written] | None = None,
 ) -> list[Case]:
     """Return the cases of the SQuAD file at ``path`` (and, in mode "squad2", of the SQuAD 2.0 file ``squad2``).
 
     In mode "library", off-topic questions too: ``library_offtopic`` questions of each article, asked of a library of
-    the articles outside its fold (as ``citebot eval --library`` asks the held-out articles' questions).
+    the articles outside its fold (as ``citebot eval --library`` asks the held-out articles' questions). In mode
+    "written", the ``hand_written`` questions (:mod:`benchmarks.written`) of the file's articles, each asked of its
+    article: an answerable one's gold is its paragraph and the sentence holding its verbatim piece, an unanswerable
+    one counts as SQuAD 2.0's do.
     """
     squad = load_squad(path)
     config = IndexConfig(seed=False)
@@ -296,6 +305,17 @@ def collect(
             "article",
             hold_back_every=hold_back_every,
         )
+        mine = [w for w in hand_written or [] if w.article == item.title]
+        if mine:
+            gold_at = mappings[number]
+            asked = []
+            for w in mine:
+                gold = tuple((number, i) for i in gold_at[w.paragraph])
+                asked.append(
+                    (w.question, number, gold, (w.sentence or "",)) if w.answerable else (w.question, number, (), ())
+                )
+            impossible = frozenset(w.question for w in mine if not w.answerable)
+            cases += _cases(Searcher(one, embedder), {key: number}, asked, "written", impossible)  # type: ignore[arg-type]
         number_of[whole.add(article, embedder).record.key] = number  # type: ignore[arg-type]
         embedder.save()
     if library:
@@ -632,17 +652,17 @@ def report(rows: list[Row], articles: int, questions: int, reading: Reading, arg
         "the answer-sentence model's included:"
     )
     fold_of_row = [fold_of(r["article"], args.folds) for r in rows]
-    pooled = [r for r in rows if r["mode"] != "squad2"]
+    pooled = [r for r in rows if r["mode"] not in SEPARATE_MODES]
     cv = metrics(pooled, args.threshold)
     in_fold = [
-        [r for r, f in zip(rows, fold_of_row, strict=True) if f == k and r["mode"] != "squad2"]
+        [r for r, f in zip(rows, fold_of_row, strict=True) if f == k and r["mode"] not in SEPARATE_MODES]
         for k in range(args.folds)
     ]
     per_fold = [metrics(chosen, args.threshold) for chosen in in_fold if any(r["answerable"] for r in chosen)]
     for key, value in cv.items():
         values = [f[key] for f in per_fold if key in f]
         print(f"  {key:22s} {value:.3f} (folds {min(values):.3f}-{max(values):.3f})")
-    for mode in ("article", "library", "squad2"):
+    for mode in ("article", "library", *SEPARATE_MODES):
         chosen = [r for r in rows if r["mode"] == mode]
         if any(r["answerable"] for r in chosen):
             print(f"  {mode}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics(chosen, args.threshold).items()))
@@ -700,6 +720,12 @@ def main() -> int:
         action="store_true",
         help="keep the shipped first-stage paragraph and sentence models; fit the second stage and the decision",
     )
+    parser.add_argument(
+        "--no-written",
+        action="store_false",
+        dest="written",
+        help="leave out the hand-written questions (benchmarks/written_questions/), asked in mode 'written'",
+    )
     parser.add_argument("--answer-models", type=Path, default=FOLD_MODELS, help="where the fold-K models are")
     args = parser.parse_args()
     readings = args.reading or [default_ranker().reading]
@@ -713,13 +739,14 @@ def main() -> int:
         squad2=args.squad2,
         folds=args.folds,
         library_offtopic=args.library_offtopic,
+        hand_written=written.load() if args.written else None,
     )
     held = AnswerScores(args.folds, held_out=True, cache=args.cache, fold_models=args.answer_models)
     articles = sorted({c.article for c in cases})
     results = {}
     for reading in readings:
         rows = cross_validate(cases, held, reading, args)
-        results[reading] = metrics([r for r in rows if r["mode"] != "squad2"], args.threshold)
+        results[reading] = metrics([r for r in rows if r["mode"] not in SEPARATE_MODES], args.threshold)
         report(rows, len(articles), len(cases), reading, args)
     reading = readings[0]
     cv = results[reading]

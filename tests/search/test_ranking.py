@@ -108,3 +108,25 @@ def test_the_stages_read_only_the_question_evidence(seed_searcher: Searcher) -> 
     assert product.paragraphs[0].paragraph == evidence.pairs[ranked.ordered.top][1]
     assert product.confidence == ranked.confidence
     np.testing.assert_array_equal(product.features.paragraphs, evidence.features.paragraphs)  # type: ignore[union-attr]
+
+
+def test_hand_written_questions_are_asked_of_their_article_with_their_gold(tmp_path: Path) -> None:
+    """tune asks the written questions in mode "written": a paraphrase's gold is its paragraph and the sentence holding
+    its piece; an unanswerable one counts as SQuAD 2.0's (fitted as a negative of the decision, reported apart)."""
+    from benchmarks.written import Written
+
+    hand = [
+        Written("Harbor_Lighthouse", 1, "How many people at sea did the first keeper save?", True, "paraphrase",
+                "She rescued eleven fishermen"),
+        Written("Harbor_Lighthouse", 1, "Which keeper came after Margaret Doyle?", False, "other-role", None),
+    ]  # fmt: skip
+    cases = tune.collect(TINY, tmp_path, offtopic=0, library=False, hand_written=hand)
+    written = [c for c in cases if c.mode == "written"]
+    assert len(written) == 2
+    answerable, unanswerable = written
+    assert answerable.answerable and not answerable.unanswerable and len(answerable.gold) == 1
+    (gold,) = answerable.gold
+    assert answerable.evidence.pairs[gold][1] == 1  # the paragraph it was written over
+    hits = [answerable.evidence.sentence_text(int(i)) for i in np.flatnonzero(answerable.sentence_hits)]
+    assert hits and all("She rescued eleven fishermen" in h for h in hits)
+    assert not unanswerable.answerable and unanswerable.unanswerable and unanswerable.gold == ()
