@@ -39,7 +39,7 @@ class Reading:
         each_list: besides those, the first ``each_list`` sentences of each of the first stage's three sentence
             lists: its sentence score, the dense cosine and BM25 (a sentence without any question term is not in
             the BM25 list).
-        limit: at most this many sentences in all.
+        limit: at most this many sentences in all (the ``per_rank`` ones are read whatever it is).
         sure_margin: when the first paragraph's first-stage logit leads the second's by this much or more, only
             ``per_rank`` is read (``None``: never).
     """
