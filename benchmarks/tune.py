@@ -38,7 +38,6 @@ written to ``index/data/ranker.json``. Embeddings and logits are cached under ``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import random
@@ -706,14 +705,9 @@ def main() -> int:
         type=_reading,
         action="append",
         help="what the answer model reads: sentences per first-stage paragraph rank, then the top N of each "
-        "first-stage list, up to a limit, e.g. 2,1 or 2,1+4/12 (default: the shipped ranker.json's); repeat it to "
+        "first-stage list, up to a limit, and @M: only the first when the first stage's first paragraph leads by M, "
+        "e.g. 2,1 or 2,1+4/12 or 2,1+4/12@3 (default: the shipped ranker.json's); repeat it to "
         "compare readings on the same cases (--write fits the first)",
-    )
-    parser.add_argument(
-        "--sure-margin",
-        type=float,
-        default=None,
-        help="read only the per-rank sentences when the first paragraph leads by this first-stage logit",
     )
     parser.add_argument(
         "--keep-first-stage",
@@ -729,8 +723,6 @@ def main() -> int:
     parser.add_argument("--answer-models", type=Path, default=FOLD_MODELS, help="where the fold-K models are")
     args = parser.parse_args()
     readings = args.reading or [default_ranker().reading]
-    if args.sure_margin is not None:
-        readings = [dataclasses.replace(r, sure_margin=args.sure_margin) for r in readings]
     cases = collect(
         args.squad,
         args.cache,

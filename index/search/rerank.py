@@ -55,27 +55,32 @@ class Reading:
 
     @classmethod
     def parse(cls, text: str) -> Reading:
-        """Return the reading that ``text`` writes as ``PER_RANK[+EACH_LIST[/LIMIT]]``, e.g. ``2,1`` or ``2,1+4/12``.
+        """Return the reading that ``text`` writes as ``PER_RANK[+EACH_LIST[/LIMIT]][@SURE_MARGIN]``, e.g. ``2,1``,
+        ``2,1+4/12`` or ``2,1+4/12@3``.
 
         Raises:
             ValueError: naming the form expected.
         """
         try:
+            text, _, margin = text.partition("@")
             ranks, _, rest = text.partition("+")
             each, _, limit = rest.partition("/")
             return cls(
                 tuple(int(x) for x in ranks.split(",") if x.strip()),
                 int(each) if each else 0,
                 int(limit) if limit else cls.limit,
+                float(margin) if margin else None,
             )
         except ValueError:
-            raise ValueError(f"expected PER_RANK[+EACH_LIST[/LIMIT]] such as 2,1 or 2,1+4/12, got {text!r}") from None
+            raise ValueError(
+                f"expected PER_RANK[+EACH_LIST[/LIMIT]][@SURE_MARGIN] such as 2,1 or 2,1+4/12@3, got {text!r}"
+            ) from None
 
     def __str__(self) -> str:
         text = ",".join(str(n) for n in self.per_rank)
         if self.each_list:
             text += f"+{self.each_list}/{self.limit}"
-        return text + (f" (sure at {self.sure_margin:g})" if self.sure_margin is not None else "")
+        return text + (f"@{self.sure_margin:g}" if self.sure_margin is not None else "")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Reading:

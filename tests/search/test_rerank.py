@@ -52,10 +52,11 @@ def test_a_reading_is_written_as_ranker_json_records_it_and_refuses_nonsense() -
     reading = Reading.parse("2,1+4/10")
     assert reading == Reading((2, 1), 4, 10)
     assert Reading.from_dict(reading.to_dict()) == reading
+    assert Reading.parse(str(Reading((2, 1), 4, 12, 3.5))) == Reading((2, 1), 4, 12, 3.5)
     assert Reading.from_dict(None) == Reading(ANSWER_SENTENCES)  # a ranker.json from before readings were recorded
     assert default_ranker().reading == Reading.from_dict(default_ranker().to_dict()["reading"])
-    for bad in ("two", "2,1+x", "2,-1", "2,1+4/0"):
-        with pytest.raises(ValueError, match="PER_RANK|0 or more"):
+    for bad in ("two", "2,1+x", "2,-1", "2,1+4/0", "2,1@sure"):
+        with pytest.raises(ValueError, match=r"PER_RANK|0 or more"):
             Reading.parse(bad)
 
 
