@@ -439,8 +439,7 @@ class AnswerScores:
             directory = self._directories[fold]
             model = self._models.get(directory)
             if model is None:
-                # fold models trained before about.json recorded checksums have none to check
-                model = self._models[directory] = AnswerModel(directory, threads=2, verify=False)
+                model = self._models[directory] = AnswerModel(directory, threads=2)
             for i, value in zip(todo, model.score(ev.question, [texts[i] for i in todo]), strict=True):
                 self._logits[keys[i]] = float(value)
             self._dirty += len(todo)
