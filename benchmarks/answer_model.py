@@ -421,8 +421,7 @@ def export(model, tokenizer, target: Path, check: list[Pair]) -> dict[str, objec
                 dynamo=False,
             )
         quantize_dynamic(str(whole), str(target / MODEL_FILE), weight_type=QuantType.QInt8)
-        inputs = _tokenized(tokenizer, check, "np")
-        feed = {n: inputs[n].astype(np.int64) for n in INPUTS}
+        feed = _feed(tokenizer, check)
         full = onnxruntime.InferenceSession(str(whole), providers=["CPUExecutionProvider"]).run(None, feed)[0]
         graphs = compare_graphs(whole, target / MODEL_FILE, tokenizer, check)
     quantized = onnxruntime.InferenceSession(str(target / MODEL_FILE), providers=["CPUExecutionProvider"])

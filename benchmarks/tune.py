@@ -642,8 +642,11 @@ def cross_validate(cases: list[Case], held: AnswerScores, reading: Reading, args
     return rows
 
 
-def report(rows: list[Row], articles: int, questions: int, reading: Reading, args: argparse.Namespace) -> None:
-    """Print the held-out figures of ``rows``: pooled (with the folds' spread), per mode, issue 24's targets."""
+def report(
+    rows: list[Row], articles: int, questions: int, reading: Reading, args: argparse.Namespace
+) -> dict[str, float]:
+    """Print the held-out figures of ``rows``: pooled (with the folds' spread), per mode, issue 24's targets; return
+    the pooled ones (:func:`metrics` of every mode but :data:`SEPARATE_MODES`)."""
     print(
         f"{args.folds}-fold article-wise cross-validation ({articles} articles, {questions} questions, "
         f"threshold {args.threshold}, answer model reads {reading}); every number is on held-out articles, "
@@ -673,6 +676,7 @@ def report(rows: list[Row], articles: int, questions: int, reading: Reading, arg
             f"  threshold {threshold:.2f}: answerable_found {m['answerable_found']:.3f}, "
             f"offtopic_rejected {m['offtopic_rejected']:.3f}"
         )
+    return cv
 
 
 def main() -> int:
@@ -736,9 +740,7 @@ def main() -> int:
     articles = sorted({c.article for c in cases})
     results = {}
     for reading in readings:
-        rows = cross_validate(cases, held, reading, args)
-        results[reading] = metrics([r for r in rows if r["mode"] not in SEPARATE_MODES], args.threshold)
-        report(rows, len(articles), len(cases), reading, args)
+        results[reading] = report(cross_validate(cases, held, reading, args), len(articles), len(cases), reading, args)
     reading = readings[0]
     cv = results[reading]
     if args.write:

@@ -162,7 +162,7 @@ def answer_candidates(
                 if rank < len(ranked) and ranked[rank] not in seen and len(chosen) < reading.limit:
                     seen.add(ranked[rank])
                     chosen.append(ranked[rank])
-    return np.array(chosen[: max(reading.limit, sum(reading.per_rank))], dtype=np.int64)
+    return np.array(chosen, dtype=np.int64)
 
 
 @dataclass(frozen=True)
