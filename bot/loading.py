@@ -54,7 +54,8 @@ def article_library(settings: Settings, article: Article) -> Library:
     cache = data_dir / "articles"
     digest = hashlib.sha256(article.source.encode()).hexdigest()[:16]
     directory = cache / digest
-    config = IndexConfig(**{**settings.index.__dict__, "data_dir": directory, "seed": False})
+    # One article is searched locally whatever CITEBOT_SEARCH says: its own small library, often scored whole.
+    config = IndexConfig(**{**settings.index.__dict__, "data_dir": directory, "seed": False, "search": "local"})
     library = Library(directory, config)
     _prune(cache, keep=directory)
     return library

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
-from index.config import MAX_K, MIN_SCORE, RUNTIMES, TOP_K, UNCERTAIN_SCORE, IndexConfig
+from index.config import MAX_K, MIN_SCORE, RUNTIMES, SEARCH_ENGINES, TOP_K, UNCERTAIN_SCORE, IndexConfig
 from index.errors import CitebotError
 from index.reading.fetch import FetchConfig, is_web_url
 
@@ -120,6 +120,8 @@ class Settings:
             batch_size=get("CITEBOT_BATCH_SIZE", _int_in(1, 1024), default.index.batch_size),
             threads=get("CITEBOT_THREADS", _int_in(1, 256), default.index.threads),
             runtime=get("CITEBOT_RUNTIME", _lower_choice(RUNTIMES), default.index.runtime),
+            search=get("CITEBOT_SEARCH", _lower_choice(SEARCH_ENGINES), default.index.search),
+            qdrant_path=get("CITEBOT_QDRANT_PATH", _path, default.index.qdrant_path),
         )
         return cls(
             article=get("CITEBOT_ARTICLE", _path, default.article),

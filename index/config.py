@@ -29,6 +29,11 @@ BATCH_SIZE = 32
 RUNTIMES = ("auto", "onnx", "torch")
 DEFAULT_RUNTIME = "auto"
 
+#: Where the first stage searches: the library's own faiss index and BM25 postings (one machine), or Qdrant.
+SEARCH_ENGINES = ("local", "qdrant")
+#: The Qdrant Edge shard's folder inside the data directory, unless ``qdrant_path`` says otherwise.
+QDRANT_FOLDER = "qdrant-edge"
+
 
 def default_article() -> Path:
     """Return the path of the bundled news article, the product's default data."""
@@ -57,6 +62,9 @@ class IndexConfig:
         exact_limit: up to this many sentence vectors the library is searched exactly; above, with an
             inverted-file faiss index (see :mod:`index.store.vectors`).
         seed: put the bundled article into a new library.
+        search: where the first stage searches, one of :data:`SEARCH_ENGINES` (see :mod:`index.search.engine`).
+        qdrant_path: with ``search="qdrant"``, the Qdrant Edge shard's folder (``None``: ``qdrant-edge`` in the data
+            directory).
     """
 
     model: str = DEFAULT_MODEL
@@ -67,6 +75,8 @@ class IndexConfig:
     runtime: str = DEFAULT_RUNTIME
     exact_limit: int = EXACT_LIMIT
     seed: bool = True
+    search: str = "local"
+    qdrant_path: Path | None = None
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -77,3 +87,9 @@ class IndexConfig:
             raise ValueError(f"threads must be at least 1 (or None for the default), got {self.threads}")
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.search not in SEARCH_ENGINES:
+            raise ValueError(f"search must be one of {', '.join(SEARCH_ENGINES)}, got {self.search!r}")
+
+    def qdrant_directory(self) -> Path:
+        """Return the Qdrant Edge shard's folder: :attr:`qdrant_path`, or ``qdrant-edge`` in the data directory."""
+        return self.qdrant_path if self.qdrant_path is not None else self.data_dir / QDRANT_FOLDER

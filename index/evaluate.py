@@ -401,6 +401,7 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     library: bool = False,
+    directory: Path | None = None,
 ) -> Report:
     """Evaluate citebot on the SQuAD file at ``path``.
 
@@ -419,7 +420,11 @@ def evaluate(
         library: put the articles into one library (all but every :data:`HOLDOUT_EVERY`-th, whose
             questions are the off-topic ones) and ask every question of the whole library, instead of
             one library per article.
+        directory: with ``library``, keep that library on disk in this (new) data directory instead of in memory,
+            so that it is searched as ``config.search`` says (a library in memory is always searched locally).
     """
+    if directory is not None and not library:
+        raise ValueError("directory is for library=True (one library on disk)")
     started = time.perf_counter()
     squad = load_squad(path)
     config = config or IndexConfig()
@@ -458,7 +463,7 @@ def evaluate(
     done = 0
     before = decision_before()
     for members, asked in plans:
-        lib = Library(None, config)
+        lib = Library(directory, IndexConfig(**{**config.__dict__, "data_dir": directory}) if directory else config)
         searcher = Searcher(lib, embedder)
         ids: dict[int, int] = {}
         mappings: dict[int, list[tuple[int, ...]]] = {}
@@ -502,6 +507,7 @@ def evaluate(
             done += 1
             if progress:
                 progress(done, total)
+        searcher.index.close()
         lib.close()
     report.seconds = time.perf_counter() - started
     return report

@@ -265,7 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print one JSON array")
     removing = add("remove", cmd_remove, "Remove articles from the library.")
     removing.add_argument("ids", nargs="+", type=_article_id, metavar="ID", help="article ids (see citebot list)")
-    article_option(add("index", cmd_index, "Open the library (or one article) and show what it holds."))
+    indexing = add("index", cmd_index, "Open the library (or one article) and show what it holds.")
+    article_option(indexing)
+    indexing.add_argument(
+        "--rebuild-engine",
+        action="store_true",
+        help="with CITEBOT_SEARCH=qdrant, write the engine anew from the library (the catalog is the truth)",
+    )
     article_option(add("telegram", cmd_telegram, "Run the Telegram bot (long polling, or a webhook if configured)."))
     eval_arguments(add("eval", cmd_eval, "Measure answer quality on a SQuAD-format file."))
     doctor_arguments(add("doctor", cmd_doctor, DOCTOR_HELP))

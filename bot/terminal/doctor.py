@@ -104,6 +104,7 @@ def cmd_doctor(args: argparse.Namespace, _settings: Settings) -> int:
     if data_dir.is_dir():
         findings += check_library(data_dir, settings.index.model, args.deep)
         findings += check_search_index(data_dir, args.deep)
+        findings += check_engine(settings)
         state = data_dir / STATE_FILE
         if state.exists():
             damage = sqlite_damage(state, args.deep)
@@ -484,6 +485,51 @@ def check_search_index(data_dir: Path, deep: bool = False) -> list[Finding]:
     if same < len(current):
         message += "; the next question reads the others from their vector files"
     return [Finding("search index", OK, message)]
+
+
+def check_engine(settings: Settings) -> list[Finding]:
+    """Return a finding on the first stage's engine when it is Qdrant: does it hold what the catalog holds?
+
+    Read-only: it compares the versions the engine lists with the catalog's (the next question writes what lags).
+    """
+    from index.store.check import NOTE, OK, PROBLEM, Finding, connect_readonly
+    from index.store.library import CATALOG
+
+    config = settings.index
+    catalog = config.data_dir / CATALOG
+    if config.search == "local" or not catalog.is_file():
+        return []
+    from index.search.engine import EngineError
+    from index.search.engine.qdrant import QdrantEngine, version
+
+    try:
+        db = connect_readonly(catalog)
+        try:
+            current = {version(key, sha) for key, sha in db.execute("SELECT key, vectors_sha256 FROM articles")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []  # the catalog's own check says what is wrong with it
+    where = config.qdrant_directory()
+    if not where.exists():
+        return [Finding("qdrant", NOTE, f"{where} not written yet: the next question writes the library into it")]
+    try:
+        engine = QdrantEngine(where, MOST_DIMENSION, create=False)
+        try:
+            held = set(engine.versions())
+        finally:
+            engine.close()
+    except EngineError as exc:
+        if "another citebot process" in str(exc):
+            return [Finding("qdrant", NOTE, f"{where} is open in another citebot process: not checked")]
+        return [Finding("qdrant", PROBLEM, str(exc), "citebot index --rebuild-engine writes it anew from the library")]
+    same = len(current & held)
+    message = f"{where}: {same} of {len(current)} articles current"
+    if held - current:
+        message += f", {len(held - current)} no longer in the library"
+    if same < len(current) or held - current:
+        return [Finding("qdrant", NOTE, message + "; the next question brings it up to date")]
+    return [Finding("qdrant", OK, message)]
 
 
 def _chat_state(path: Path, damage: str | None) -> Finding:

@@ -17,7 +17,7 @@ import os
 import re
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from index.errors import IndexCorruptError, LibraryError
 from index.reading.article import Article
 from index.search import persisted
 from index.search.bm25 import Postings
+from index.search.engine import CandidateEngine, open_engine
 from index.search.vector_index import VectorIndex
 from index.store.catalog import ArticleRecord
 
@@ -250,6 +251,50 @@ class LibraryIndex:
         self._unpersisted = 0  # paragraphs read or dropped since the persisted index was read or written
         self._persisted = False  # whether the persisted index on disk was read or written by this process
         self._cannot_persist = False
+        self._engine: CandidateEngine | None = None
+        self._term_of: list[str] = []
+
+    # --- the first stage's engine (index.search.engine) -----------------------------------------------
+
+    @property
+    def search(self) -> str:
+        """Where the first stage searches (:attr:`~index.config.IndexConfig.search`); a library in memory (no data
+        directory: an evaluation, tests) is always searched locally, so it never writes into a library's engine."""
+        return self.library.config.search if self.library.directory is not None else "local"
+
+    @property
+    def engine(self) -> CandidateEngine:
+        """Where the first stage searches: this index's own faiss index and postings, or Qdrant (opened on first
+        use, :func:`index.search.engine.open_engine`)."""
+        if self._engine is None:
+            config = self.library.config
+            if self.search != config.search:
+                config = replace(config, search=self.search)
+            self._engine = open_engine(config, self.dimension, self, self.library.directory)
+        return self._engine
+
+    def term_of(self) -> list[str]:
+        """Return the terms by id (``""`` for an id the vocabulary does not hold)."""
+        if len(self._term_of) <= self._last_term:
+            self._term_of = [""] * (self._last_term + 1)
+            for term, term_id in self.vocabulary.items():
+                self._term_of[term_id] = term
+        return self._term_of
+
+    def rebuild_engine(self) -> int:
+        """Write the engine anew from the library (:meth:`CandidateEngine.clear`, then a sync); return how many
+        articles it holds."""
+        self.refresh()
+        self.engine.clear()
+        self._load_vocabulary()
+        self.engine.sync(self.articles, self.term_of())
+        return len(self.articles)
+
+    def close(self) -> None:
+        """Release the engine (an Edge shard may then be opened by another process)."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
     # --- loading -------------------------------------------------------------------------------------
 
@@ -416,9 +461,13 @@ class LibraryIndex:
             self._place(list(loaded.values()))
         if gone and self.alive.size and self.alive.sum() < 0.5 * self.alive.size:
             self._rebuild_numbers()
+        first = self.generation < 0
         self.generation = generation
         self._unpersisted += sum(records[k].paragraphs for k in new) + dropped
         self._persist()
+        if self.search != "local" and (first or gone or new):
+            self._load_vocabulary()
+            self.engine.sync(self.articles, self.term_of())
         return bool(gone or new)
 
     # --- the persisted index (index.search.persisted) --------------------------------------------------------

@@ -26,6 +26,7 @@ from index.analysis.words import tokenize
 from index.errors import ModelError
 from index.search import ranking
 from index.search.bm25 import bm25_idf, bm25_tf, term_counts
+from index.search.engine import LexicalQuery
 from index.search.features import DECISION_FEATURES, Evidence, Features
 from index.search.library_index import ArticleData, LibraryIndex
 from index.search.ranker import Ranker, default_ranker
@@ -202,7 +203,7 @@ class Searcher:
         if stats.paragraphs <= SCORE_WHOLE:
             pairs = [(data, p) for data in chosen for p in range(len(data.paragraphs))]
         else:
-            pairs = self._first_stage(lib, question, keys, unique_ids, multiplicity, weights, stats.paragraph_length)
+            pairs = self._first_stage(lib, question, keys, unique_ids, unique, weights, stats.paragraph_length)
         return Candidates(
             pairs=pairs,
             unique_ids=unique_ids,
@@ -223,12 +224,13 @@ class Searcher:
         question: str,
         keys: list[int] | None,
         unique_ids: np.ndarray,
-        multiplicity: np.ndarray,
+        terms: list[str],
         weights: np.ndarray,
         average: float,
     ) -> list[tuple[ArticleData, int]]:
+        engine = lib.engine
         seen: dict[tuple[int, int], None] = {}
-        _, ids = lib.vectors.search(self.encode(question), DENSE_SENTENCES, keys)
+        ids = engine.dense(self.encode(question), DENSE_SENTENCES, keys)
         for key, sentence in zip(*split_id(ids), strict=True):
             data = lib.articles.get(int(key))
             if data is None:
@@ -237,17 +239,15 @@ class Searcher:
             if len(seen) >= DENSE_PARAGRAPHS:
                 break
         known = unique_ids >= 0
-        if known.any():
-            query = np.repeat(unique_ids[known], multiplicity[known].astype(np.int64))
-            idf = np.repeat(weights[known], multiplicity[known].astype(np.int64))
-            scores = lib.postings.bm25(query, idf, lib.paragraph_length, average)
-            mask = lib.alive if keys is None else lib.alive & np.isin(lib.paragraph_key, keys)
-            scores = np.where(mask, scores, 0.0)
-            top = np.argpartition(-scores, min(BM25_PARAGRAPHS, len(scores) - 1))[:BM25_PARAGRAPHS]
-            for number in top[np.argsort(-scores[top], kind="stable")]:
-                if scores[number] <= 0:
-                    break
-                seen.setdefault((int(lib.paragraph_key[number]), int(lib.paragraph_local[number])), None)
+        query = LexicalQuery(
+            terms=tuple(t for t, k in zip(terms, known, strict=True) if k),
+            ids=unique_ids[known],
+            weights=weights[known],
+            average=average,
+        )
+        for key, paragraph in engine.lexical(query, BM25_PARAGRAPHS, keys):
+            if key in lib.articles:
+                seen.setdefault((key, paragraph), None)
         return [(lib.articles[key], p) for key, p in sorted(seen)]
 
     # --- stage two ----------------------------------------------------------------------------------
