@@ -8,6 +8,7 @@ second run reuses its vectors. Nothing here loads the model before the input has
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -17,7 +18,10 @@ from index.config import IndexConfig
 from index.errors import DataDirError
 from index.reading.article import Article
 from index.reading.ingest import read_article
+from index.search.engine import EngineError
 from index.store.library import Library, check_data_dir
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from index.analysis.embed import Embedder
@@ -110,8 +114,16 @@ class LazyEmbedder:
         return getattr(self.loaded(), name)
 
 
-def open_searcher(settings: Settings, article_path: Path | None, embedder: Embedder | None = None) -> Searcher:
+def open_searcher(
+    settings: Settings,
+    article_path: Path | None,
+    embedder: Embedder | None = None,
+    engine_may_be_down: bool = False,
+) -> Searcher:
     """Return a searcher over the library, or over the one article at ``article_path`` (checked first).
+
+    With ``engine_may_be_down`` (a long-running front end), a search engine that cannot be reached yet is one
+    warning, not an error: each question tries it again, so the front end recovers by itself when it returns.
 
     Raises:
         CitebotError: for an unreadable article or an unusable data directory, before the model loads.
@@ -128,7 +140,12 @@ def open_searcher(settings: Settings, article_path: Path | None, embedder: Embed
         library = open_library(settings, reading=True)
         embedder = embedder or load_embedder(settings)
     searcher = Searcher(library, embedder)
-    searcher.index  # noqa: B018 - load (and seed) the library now, not at the first question
+    try:
+        searcher.index  # noqa: B018 - load (and seed) the library now, not at the first question
+    except EngineError as exc:
+        if not engine_may_be_down:
+            raise
+        log.warning("%s; each question tries again", exc)
     return searcher
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,9 @@ class Settings:
             runtime=get("CITEBOT_RUNTIME", _lower_choice(RUNTIMES), default.index.runtime),
             search=get("CITEBOT_SEARCH", _lower_choice(SEARCH_ENGINES), default.index.search),
             qdrant_path=get("CITEBOT_QDRANT_PATH", _path, default.index.qdrant_path),
+            qdrant_url=get("CITEBOT_QDRANT_URL", _http_url, default.index.qdrant_url),
+            qdrant_api_key=get("CITEBOT_QDRANT_API_KEY", str, default.index.qdrant_api_key),
+            qdrant_collection=get("CITEBOT_QDRANT_COLLECTION", _collection, default.index.qdrant_collection),
         )
         return cls(
             article=get("CITEBOT_ARTICLE", _path, default.article),
@@ -234,6 +238,19 @@ def _lower_choice(options: tuple[str, ...]) -> Callable[[str], str]:
         return raw.lower()
 
     return parse
+
+
+def _http_url(raw: str) -> str:
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL of a Qdrant server")
+    return raw
+
+
+def _collection(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", raw):
+        raise ValueError("expected 1-64 letters, digits, '_' or '-'")
+    return raw
 
 
 def _url(raw: str) -> str:

@@ -65,6 +65,9 @@ class IndexConfig:
         search: where the first stage searches, one of :data:`SEARCH_ENGINES` (see :mod:`index.search.engine`).
         qdrant_path: with ``search="qdrant"``, the Qdrant Edge shard's folder (``None``: ``qdrant-edge`` in the data
             directory).
+        qdrant_url: with ``search="qdrant"``, a Qdrant server or cluster (then ``qdrant_path`` is not used).
+        qdrant_api_key: its API key (never shown: not in the repr).
+        qdrant_collection: the collection that holds this library on that server.
     """
 
     model: str = DEFAULT_MODEL
@@ -77,6 +80,9 @@ class IndexConfig:
     seed: bool = True
     search: str = "local"
     qdrant_path: Path | None = None
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = field(default=None, repr=False)
+    qdrant_collection: str = "citebot"
 
     def __post_init__(self) -> None:
         if self.window < 1:

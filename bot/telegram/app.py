@@ -58,6 +58,7 @@ from bot.telegram.transport import PatientRateLimiter, PollingErrors, PollingReq
 from bot.telegram.webhook import Webhook
 from index.errors import CitebotError
 from index.reading.ingest import read_article
+from index.search.engine import EngineError
 from index.store.library import Library, check_data_dir
 
 log = logging.getLogger("citebot.telegram")
@@ -67,6 +68,8 @@ ALLOWED_UPDATES = ["message", "callback_query", "inline_query"]
 
 REFUSAL = "Sorry, this bot is private: it answers only the people it was set up for."
 SORRY = "Sorry, something went wrong while answering. Please try again."
+#: The reply when the search engine (a Qdrant server) cannot be reached: nothing is lost, asking again later works.
+SEARCH_UNAVAILABLE = "Search is unavailable right now. Please ask again in a minute."
 TOO_FAST = "You are sending questions faster than I can answer, so I am skipping some. Please wait a minute."
 QUEUE_FULL = (
     "Too many messages in this chat are waiting for an answer, so I am skipping new ones until I catch up. "
@@ -150,16 +153,21 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if isinstance(error, (NetworkError, InvalidToken)) and not isinstance(error, BadRequest):
         log.error("handling an update failed: Telegram could not be reached: %s", describe(error))
         return  # the give-up is logged; an apology would wait out the same outage
-    log.error("handling an update failed: %s", describe(error), exc_info=error)
+    apology = SORRY
+    if isinstance(error, EngineError):  # the engine is down or refusing: one line, said to the asker plainly
+        log.warning("handling an update failed: %s", error)
+        apology = SEARCH_UNAVAILABLE
+    else:
+        log.error("handling an update failed: %s", describe(error), exc_info=error)
     if not isinstance(update, Update):
         return
     with contextlib.suppress(TelegramError):
         if update.callback_query is not None:
-            await update.callback_query.answer(SORRY)
+            await update.callback_query.answer(apology)
         elif update.inline_query is not None:
             await update.inline_query.answer([], cache_time=0)
         elif update.effective_message is not None:
-            await send(update.effective_message, html.escape(SORRY))
+            await send(update.effective_message, html.escape(apology))
 
 
 def rate_notice(update: Update) -> Coroutine[Any, Any, Any] | None:
@@ -227,7 +235,9 @@ async def _startup(application: Application) -> None:
     article_path: Path | None = application.bot_data["citebot_article"]
     from bot.loading import open_searcher, trim_heap
 
-    state.searcher = searcher = await state.search(partial(open_searcher, state.settings, article_path))
+    state.searcher = searcher = await state.search(
+        partial(open_searcher, state.settings, article_path, engine_may_be_down=True)
+    )
     searcher.embedder.progress = False  # no progress bars in the bot's log when a big article is added
     library = searcher.library
     state.writer = Library(library.directory, library.config) if library.directory is not None else library
@@ -263,8 +273,11 @@ async def _examples(state: BotState) -> tuple[str, ...]:
     for candidate in example_candidates(data.to_article()):
         if len(examples) == 3:
             break
-        if (await state.ask(candidate)).found:
-            examples.append(candidate)
+        try:
+            if (await state.ask(candidate)).found:
+                examples.append(candidate)
+        except EngineError:
+            return ()  # the engine is down (logged once at start): /help goes without examples
     return tuple(examples)
 
 

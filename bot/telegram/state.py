@@ -98,7 +98,7 @@ class BotState:
         searcher = self.ready
 
         def job() -> list[ArticleRecord]:
-            searcher.index  # noqa: B018 - notice what another process added or removed
+            searcher.articles_index  # noqa: B018 - notice what another process added or removed
             return searcher.library.records(ids)
 
         return await self.search(job)
@@ -108,7 +108,7 @@ class BotState:
         searcher = self.ready
 
         def job() -> ArticleData | None:
-            return next((d for d in searcher.index.articles.values() if d.record.id == article_id), None)
+            return next((d for d in searcher.articles_index.articles.values() if d.record.id == article_id), None)
 
         return await self.search(job)
 

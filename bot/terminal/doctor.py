@@ -500,7 +500,7 @@ def check_engine(settings: Settings) -> list[Finding]:
     if config.search == "local" or not catalog.is_file():
         return []
     from index.search.engine import EngineError
-    from index.search.engine.qdrant import QdrantEngine, version
+    from index.search.engine.qdrant import QdrantEngine, Transport, version
 
     try:
         db = connect_readonly(catalog)
@@ -510,19 +510,37 @@ def check_engine(settings: Settings) -> list[Finding]:
             db.close()
     except sqlite3.Error:
         return []  # the catalog's own check says what is wrong with it
-    where = config.qdrant_directory()
-    if not where.exists():
-        return [Finding("qdrant", NOTE, f"{where} not written yet: the next question writes the library into it")]
+    fix = "citebot index --rebuild-engine writes it anew from the library"
     try:
-        engine = QdrantEngine(where, MOST_DIMENSION, create=False)
+        transport: Transport
+        if config.qdrant_url:
+            from index.search.engine.client import ClientTransport
+
+            transport = ClientTransport(
+                config.qdrant_collection,
+                MOST_DIMENSION,
+                url=config.qdrant_url,
+                api_key=config.qdrant_api_key,
+                create=False,
+            )
+        else:
+            from index.search.engine.edge import EdgeTransport
+
+            transport = EdgeTransport(config.qdrant_directory(), MOST_DIMENSION, create=False)
+        where = transport.where
+        engine = QdrantEngine(transport)
         try:
             held = set(engine.versions())
         finally:
             engine.close()
     except EngineError as exc:
+        if "not written yet" in str(exc):
+            return [Finding("qdrant", NOTE, f"{exc}: the next question writes the library into it")]
         if "another citebot process" in str(exc):
-            return [Finding("qdrant", NOTE, f"{where} is open in another citebot process: not checked")]
-        return [Finding("qdrant", PROBLEM, str(exc), "citebot index --rebuild-engine writes it anew from the library")]
+            return [
+                Finding("qdrant", NOTE, f"{config.qdrant_directory()} is open in another citebot process: not checked")
+            ]
+        return [Finding("qdrant", PROBLEM, str(exc), fix)]
     same = len(current & held)
     message = f"{where}: {same} of {len(current)} articles current"
     if held - current:

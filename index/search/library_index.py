@@ -223,7 +223,7 @@ class LibraryIndex:
     Made by :meth:`Library.index`; :meth:`refresh` brings it up to date with the catalog.
     """
 
-    def __init__(self, library: Library, embedder: Embedder) -> None:
+    def __init__(self, library: Library, embedder: Embedder, engine: CandidateEngine | None = None) -> None:
         self.library = library
         self.embedder = embedder
         self.dimension = embedder.dimension
@@ -251,7 +251,8 @@ class LibraryIndex:
         self._unpersisted = 0  # paragraphs read or dropped since the persisted index was read or written
         self._persisted = False  # whether the persisted index on disk was read or written by this process
         self._cannot_persist = False
-        self._engine: CandidateEngine | None = None
+        self._engine = engine  # None: the one the configuration names, opened on first use
+        self._engine_generation = -1  # the catalog generation the engine was last synced to
         self._term_of: list[str] = []
 
     # --- the first stage's engine (index.search.engine) -----------------------------------------------
@@ -286,8 +287,8 @@ class LibraryIndex:
         articles it holds."""
         self.refresh()
         self.engine.clear()
-        self._load_vocabulary()
-        self.engine.sync(self.articles, self.term_of())
+        self._engine_generation = -1
+        self.refresh()
         return len(self.articles)
 
     def close(self) -> None:
@@ -402,12 +403,23 @@ class LibraryIndex:
         self._count(data, -1)
         self.vectors.remove(key)
 
-    def refresh(self, force: bool = False) -> bool:
-        """Bring the index up to date with the catalog; return whether anything changed.
+    def refresh(self, force: bool = False, engine: bool = True) -> bool:
+        """Bring the index up to date with the catalog, and a Qdrant engine with the index; return whether anything
+        changed.
 
         Costs one ``stat`` of ``library.changed`` when nothing changed (and a catalog read every
-        30 seconds, in case a writer died between its commit and touching that file).
+        30 seconds, in case a writer died between its commit and touching that file). An engine that could not be
+        synced (:class:`~index.search.engine.EngineError`: the server down) is synced again at the next call;
+        without ``engine``, only the index is.
         """
+        changed = self._refresh(force)
+        if engine and self.search != "local" and self._engine_generation != self.generation:
+            self._load_vocabulary()
+            self.engine.sync(self.articles, self.term_of())
+            self._engine_generation = self.generation
+        return changed
+
+    def _refresh(self, force: bool) -> bool:
         seen = self.library.changed_stamp()
         now = time.monotonic()
         if not force and seen == self._seen and now - self._checked < 30.0:
@@ -461,13 +473,9 @@ class LibraryIndex:
             self._place(list(loaded.values()))
         if gone and self.alive.size and self.alive.sum() < 0.5 * self.alive.size:
             self._rebuild_numbers()
-        first = self.generation < 0
         self.generation = generation
         self._unpersisted += sum(records[k].paragraphs for k in new) + dropped
         self._persist()
-        if self.search != "local" and (first or gone or new):
-            self._load_vocabulary()
-            self.engine.sync(self.articles, self.term_of())
         return bool(gone or new)
 
     # --- the persisted index (index.search.persisted) --------------------------------------------------------

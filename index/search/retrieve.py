@@ -172,10 +172,18 @@ class Searcher:
         A new library is seeded with the bundled article and vectors of another model are re-embedded first
         (:meth:`~index.store.library.Library.ensure_ready`).
         """
+        index = self.articles_index
+        index.refresh(engine=True)
+        return index
+
+    @property
+    def articles_index(self) -> LibraryIndex:
+        """:attr:`index` without bringing the first stage's engine up to date: for reading the library's articles
+        (a list, a quote's context), which a Qdrant server that cannot be reached does not stop."""
         self.library.ensure_ready(self.embedder)
         if self._index is None:
             self._index = LibraryIndex(self.library, self.embedder)
-        self._index.refresh(force=self._index.generation < 0)
+        self._index.refresh(force=self._index.generation < 0, engine=False)
         return self._index
 
     def encode(self, question: str) -> np.ndarray:

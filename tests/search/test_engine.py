@@ -7,6 +7,9 @@ is repaired by the next process that opens the library.
 
 from __future__ import annotations
 
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,10 @@ from index.config import IndexConfig
 from index.errors import CitebotError
 from index.evaluate import load_squad, squad_to_article
 from index.search.engine import EngineError
+from index.search.engine.client import ClientTransport
+from index.search.engine.edge import EdgeTransport
 from index.search.engine.qdrant import QdrantEngine, version_of
+from index.search.library_index import LibraryIndex
 from index.search.retrieve import Searcher
 from index.store.library import Library
 from index.store.vectors import split_id
@@ -47,6 +53,10 @@ def library_dir(tmp_path_factory: pytest.TempPathFactory, squad: list, embedder:
 def _searcher(data_dir: Path, embedder: Embedder, search: str, qdrant: Path | None = None) -> Searcher:
     config = IndexConfig(data_dir=data_dir, seed=False, search=search, qdrant_path=qdrant)
     return Searcher(Library(data_dir, config), embedder)
+
+
+def _edge(path: Path, dimension: int, **options: object) -> QdrantEngine:
+    return QdrantEngine(EdgeTransport(path, dimension, **options))  # type: ignore[arg-type]
 
 
 def _questions(squad: list, each: int = 15) -> list[str]:
@@ -118,10 +128,9 @@ def test_a_removal_is_seen_and_a_crash_between_catalog_and_engine_is_repaired(
 
     # A crash after the catalog's commit and before the engine was written: one article's points are missing.
     kept = next(iter(lib.articles.values()))
-    q = engine._q
-    engine._shard.update(q.UpdateOperation.delete_points_by_filter(engine._match("version", version_of(kept))))
+    engine.transport.delete("version", [version_of(kept)])
     lib.close()
-    fresh = QdrantEngine(edge, embedder.dimension)
+    fresh = _edge(edge, embedder.dimension)
     assert version_of(kept) not in fresh.versions()
     fresh.close()
 
@@ -137,16 +146,16 @@ def test_a_removal_is_seen_and_a_crash_between_catalog_and_engine_is_repaired(
 
 
 def test_an_edge_shard_open_elsewhere_is_one_line_naming_the_way_out(tmp_path: Path) -> None:
-    first = QdrantEngine(tmp_path / "edge", 8)
+    first = _edge(tmp_path / "edge", 8)
     try:
         with pytest.raises(EngineError) as caught:
-            QdrantEngine(tmp_path / "edge", 8)
+            _edge(tmp_path / "edge", 8)
         message = str(caught.value)
         assert "open in another citebot process" in message and "CITEBOT_QDRANT_URL" in message
         assert "\n" not in message
     finally:
         first.close()
-    QdrantEngine(tmp_path / "edge", 8).close()  # closed, it opens again
+    _edge(tmp_path / "edge", 8).close()  # closed, it opens again
 
 
 def test_a_shard_is_one_librarys_and_a_library_in_memory_stays_local(
@@ -161,7 +170,7 @@ def test_a_shard_is_one_librarys_and_a_library_in_memory_stays_local(
         _searcher(other, embedder, "qdrant", edge).index  # noqa: B018
     in_memory = Searcher(Library(None, IndexConfig(seed=True, search="qdrant", qdrant_path=edge)), embedder)
     assert in_memory.index.engine.name == "local"
-    kept = QdrantEngine(edge, embedder.dimension, library=library_dir)
+    kept = _edge(edge, embedder.dimension, library=library_dir)
     try:
         assert set(kept.versions()) == held  # nobody else's sync deleted a thing
     finally:
@@ -171,7 +180,7 @@ def test_a_shard_is_one_librarys_and_a_library_in_memory_stays_local(
 def test_qdrant_returns_nothing_for_an_empty_scope_or_no_known_words(tmp_path: Path) -> None:
     from index.search.engine import LexicalQuery
 
-    engine = QdrantEngine(tmp_path / "edge", 8)
+    engine = _edge(tmp_path / "edge", 8)
     try:
         assert engine.dense(np.ones(8, dtype=np.float32), 10, []).size == 0
         query = LexicalQuery((), np.zeros(0, dtype=np.int64), np.zeros(0), 1.0)
@@ -185,5 +194,77 @@ def test_the_search_setting_is_checked_and_lists_the_engines(tmp_path: Path) -> 
         Settings.from_env({"CITEBOT_SEARCH": "elastic"}, env_file=None)
     chosen = Settings.from_env({"CITEBOT_SEARCH": "Qdrant", "CITEBOT_QDRANT_PATH": str(tmp_path)}, env_file=None)
     assert chosen.index.search == "qdrant" and chosen.index.qdrant_directory() == tmp_path
+    server = Settings.from_env(
+        {"CITEBOT_QDRANT_URL": "https://q.example:6333", "CITEBOT_QDRANT_API_KEY": "sekrit"},
+        env_file=None,
+    ).index
+    assert server.qdrant_url == "https://q.example:6333" and server.qdrant_api_key == "sekrit"
+    assert "sekrit" not in repr(server) and server.qdrant_collection == "citebot"
+    with pytest.raises(CitebotError, match=r"CITEBOT_QDRANT_URL=.*http:// or https://"):
+        Settings.from_env({"CITEBOT_QDRANT_URL": "ftp://q.example"}, env_file=None)
+    with pytest.raises(CitebotError, match=r"CITEBOT_QDRANT_COLLECTION=.*letters, digits"):
+        Settings.from_env({"CITEBOT_QDRANT_COLLECTION": "../x"}, env_file=None)
     default = Settings.from_env({"CITEBOT_DATA_DIR": str(tmp_path)}, env_file=None).index
     assert default.search == "local" and default.qdrant_directory() == tmp_path / "qdrant-edge"
+
+
+# --- the client transport: qdrant-client's local mode (the request shapes), and real HTTP on 127.0.0.1 ----------
+
+
+def test_the_client_transport_in_local_mode_names_the_candidates_the_local_engine_names(
+    library_dir: Path, squad: list, embedder: Embedder, tmp_path: Path
+) -> None:
+    local = _searcher(library_dir, embedder, "local")
+    client = _searcher(library_dir, embedder, "qdrant")
+    engine = QdrantEngine(ClientTransport("citebot", embedder.dimension, path=tmp_path / "client"))
+    client._index = LibraryIndex(client.library, embedder, engine=engine)
+    try:
+        assert set(engine.versions()) == set() and client.index.engine is engine
+        assert set(engine.versions()) == {version_of(d) for d in client.index.articles.values()}
+        questions = _questions(squad, each=10)
+        same = sum(
+            {(d.key, p) for d, p in local.candidates(q).pairs} == {(d.key, p) for d, p in client.candidates(q).pairs}
+            for q in questions
+        )
+        assert same >= 0.9 * len(questions)
+        keys = sorted(client.index.articles)[:1]
+        ids = engine.dense(client.encode(questions[-1]), 50, keys)
+        assert len(ids) and set(split_id(ids)[0].tolist()) == set(keys)
+    finally:
+        engine.close()
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """A server that refuses every request as a Qdrant with another API key does."""
+
+    def do_GET(self) -> None:
+        body = b'{"status": {"error": "Must provide an API key or an Authorization bearer token"}}'
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+def test_a_server_down_or_refusing_the_key_is_one_line_without_the_key() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens once it is closed
+    with pytest.raises(EngineError) as down:
+        ClientTransport("citebot", 8, url=f"http://user:pw@127.0.0.1:{closed}", api_key="sekrit-key", timeout=2)
+    assert "is not reachable" in str(down.value) and "\n" not in str(down.value)
+    assert "sekrit" not in str(down.value) and "pw@" not in str(down.value)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(EngineError) as refused:
+            ClientTransport("citebot", 8, url=f"http://127.0.0.1:{server.server_port}", api_key="sekrit-key")
+        assert "refused the API key (HTTP 401)" in str(refused.value) and "CITEBOT_QDRANT_API_KEY" in str(refused.value)
+        assert "sekrit" not in str(refused.value)
+    finally:
+        server.shutdown()
+        server.server_close()

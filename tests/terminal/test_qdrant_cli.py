@@ -60,10 +60,10 @@ def test_every_command_works_on_qdrant_and_the_engine_follows_the_catalog(run_ci
 
 
 def test_an_edge_shard_held_by_another_process_is_one_line_and_loses_nothing(run_citebot, tmp_path: Path) -> None:
-    from index.search.engine.qdrant import QdrantEngine
+    from index.search.engine.edge import EdgeTransport
 
     assert run_citebot("ask", "What did Erdogan warn of?", env=QDRANT).returncode == 0  # writes the shard
-    holder = QdrantEngine(tmp_path / "cli-data" / "qdrant-edge", 384)  # as a running console or bot would
+    holder = EdgeTransport(tmp_path / "cli-data" / "qdrant-edge", 384)  # as a running console or bot would
     try:
         refused = run_citebot("ask", "What did Erdogan warn of?", env=QDRANT)
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1

@@ -29,9 +29,20 @@ def open_engine(config: IndexConfig, dimension: int, local: LocalParts, library:
         EngineError: the engine cannot be opened (Qdrant not installed, its shard open in another process...).
     """
     if config.search == "qdrant":
-        from index.search.engine.qdrant import QdrantEngine
+        from index.search.engine.qdrant import QdrantEngine, Transport
 
-        return QdrantEngine(config.qdrant_directory(), dimension, library=library)
+        transport: Transport
+        if config.qdrant_url:
+            from index.search.engine.client import ClientTransport
+
+            transport = ClientTransport(
+                config.qdrant_collection, dimension, url=config.qdrant_url, api_key=config.qdrant_api_key
+            )
+        else:
+            from index.search.engine.edge import EdgeTransport
+
+            transport = EdgeTransport(config.qdrant_directory(), dimension, library=library)
+        return QdrantEngine(transport)
     from index.search.engine.local import LocalEngine
 
     return LocalEngine(local)
