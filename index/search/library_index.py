@@ -403,23 +403,30 @@ class LibraryIndex:
         self._count(data, -1)
         self.vectors.remove(key)
 
-    def refresh(self, force: bool = False, engine: bool = True) -> bool:
-        """Bring the index up to date with the catalog, and a Qdrant engine with the index; return whether anything
-        changed.
+    def refresh(self, force: bool = False) -> bool:
+        """Bring the index up to date with the catalog (:meth:`refresh_articles`), and a Qdrant engine with the index
+        (:meth:`sync_engine`); return whether anything changed."""
+        changed = self.refresh_articles(force)
+        self.sync_engine()
+        return changed
 
-        Costs one ``stat`` of ``library.changed`` when nothing changed (and a catalog read every
-        30 seconds, in case a writer died between its commit and touching that file). An engine that could not be
-        synced (:class:`~index.search.engine.EngineError`: the server down) is synced again at the next call;
-        without ``engine``, only the index is.
+    def sync_engine(self) -> None:
+        """Bring a Qdrant engine up to date with the index (nothing when it is current, or the engine is local).
+
+        An engine that could not be synced (:class:`~index.search.engine.EngineError`: the server down) is synced
+        again at the next call.
         """
-        changed = self._refresh(force)
-        if engine and self.search != "local" and self._engine_generation != self.generation:
+        if self.search != "local" and self._engine_generation != self.generation:
             self._load_vocabulary()
             self.engine.sync(self.articles, self.term_of())
             self._engine_generation = self.generation
-        return changed
 
-    def _refresh(self, force: bool) -> bool:
+    def refresh_articles(self, force: bool = False) -> bool:
+        """Bring the index up to date with the catalog, the engine left as it is; return whether anything changed.
+
+        Costs one ``stat`` of ``library.changed`` when nothing changed (and a catalog read every
+        30 seconds, in case a writer died between its commit and touching that file).
+        """
         seen = self.library.changed_stamp()
         now = time.monotonic()
         if not force and seen == self._seen and now - self._checked < 30.0:

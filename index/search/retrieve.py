@@ -173,7 +173,7 @@ class Searcher:
         (:meth:`~index.store.library.Library.ensure_ready`).
         """
         index = self.articles_index
-        index.refresh(engine=True)
+        index.sync_engine()
         return index
 
     @property
@@ -183,7 +183,7 @@ class Searcher:
         self.library.ensure_ready(self.embedder)
         if self._index is None:
             self._index = LibraryIndex(self.library, self.embedder)
-        self._index.refresh(force=self._index.generation < 0, engine=False)
+        self._index.refresh_articles(force=self._index.generation < 0)
         return self._index
 
     def encode(self, question: str) -> np.ndarray:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 PARAGRAPH_BIT = 1 << 62
 #: Points written per update.
 BATCH = 1000
-#: HNSW's search breadth: recall of the top 200 sentences, as the first stage asks.
+#: HNSW's search breadth (at least the k asked: the first stage asks for 200 sentences).
 HNSW_EF = 256
 #: The most stored versions a facet lists (the engine's articles; a million-article archive fits).
 MOST_VERSIONS = 10_000_000
