@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from index.search.engine.base import EngineError
-from index.search.engine.qdrant import FIELDS, HNSW_EF, MOST_VERSIONS, EnginePoint
+from index.search.engine.qdrant import FIELDS, HNSW_EF, HNSW_EF_CONSTRUCT, HNSW_M, MOST_VERSIONS, EnginePoint
 
 #: Seconds a request may take before the server counts as down.
 TIMEOUT = 10.0
@@ -77,7 +77,8 @@ class ClientTransport:
     def _create(self, dimension: int) -> None:
         m = self._m
         vectors = {"dense": m.VectorParams(size=dimension, distance=m.Distance.DOT)}
-        self._call("create_collection", self.collection, vectors_config=vectors)
+        graph = m.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT)
+        self._call("create_collection", self.collection, vectors_config=vectors, hnsw_config=graph)
         for field, kind in FIELDS:
             if kind == "text":
                 scoring = m.TextScoringParams(type=m.TextScoringType.BM25)
@@ -150,7 +151,7 @@ class ClientTransport:
             self.collection,
             query=vector,
             using="dense",
-            query_filter=self._filter("s", keys),
+            query_filter=self._filter(None, keys),  # only sentences have vectors
             limit=k,
             search_params=params,
         )

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from index.search.engine.base import EngineError
-from index.search.engine.qdrant import FIELDS, HNSW_EF, MOST_VERSIONS, EnginePoint
+from index.search.engine.qdrant import FIELDS, HNSW_EF, HNSW_EF_CONSTRUCT, HNSW_M, MOST_VERSIONS, EnginePoint
 
+#: Below this many kilobytes of vectors a segment is searched exactly (Qdrant's default; HnswIndexConfig wants it).
+FULL_SCAN_KB = 10_000
 #: The file in a shard's folder naming the library (data directory) whose shard it is.
 OWNER = "citebot-library.txt"
 
@@ -45,7 +47,9 @@ class EdgeTransport:
                 raise EngineError(f"the Qdrant Edge shard in {self.path} is not written yet")
             else:
                 self.path.mkdir(parents=True, exist_ok=True)
-                config = q.EdgeConfig(vectors={"dense": q.EdgeVectorParams(size=dimension, distance=q.Distance.Dot)})
+                graph = q.HnswIndexConfig(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_KB)
+                dense = q.EdgeVectorParams(size=dimension, distance=q.Distance.Dot)
+                config = q.EdgeConfig(vectors={"dense": dense}, hnsw_config=graph)
                 self._shard = q.EdgeShard.create(str(self.path), config)
                 for field, kind in FIELDS:
                     self._shard.update(q.UpdateOperation.create_field_index(field, self._schema(kind)))
@@ -98,7 +102,7 @@ class EdgeTransport:
         request = q.QueryRequest(
             limit=k,
             query=q.Query.Nearest(vector, using="dense"),
-            filter=self._filter("s", keys),
+            filter=self._filter(None, keys),  # only sentences have vectors: a kind filter would only slow HNSW
             params=q.SearchParams(hnsw_ef=max(HNSW_EF, k)),
         )
         return [int(p.id) for p in self._call("query", request)]
