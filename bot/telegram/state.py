@@ -108,7 +108,9 @@ class BotState:
         searcher = self.ready
 
         def job() -> ArticleData | None:
-            return next((d for d in searcher.articles_index.articles.values() if d.record.id == article_id), None)
+            index = searcher.articles_index
+            key = next((k for k, r in index.records.items() if r.id == article_id), None)
+            return None if key is None else index.articles.get(key)
 
         return await self.search(job)
 

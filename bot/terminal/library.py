@@ -243,16 +243,16 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         if args.article is not None or settings.index.search == "local":
             raise CitebotError("--rebuild-engine is for CITEBOT_SEARCH=qdrant (the local index rebuilds itself)")
         index.rebuild_engine()
-    articles = list(index.articles.values())
-    sentences = sum(len(d.sentences) for d in articles)
+    records = index.records
     out = stdout()
     print(f"library       {searcher.library.directory}", file=out)
-    print(f"  articles    {len(articles)}", file=out)
+    print(f"  articles    {len(records)}", file=out)
     print(f"  paragraphs  {index.paragraphs}", file=out)
-    print(f"  sentences   {sentences}", file=out)
-    print(f"  vectors     {index.vectors.total} in a faiss {index.vectors.kind} index", file=out)
-    if settings.index.search != "local" and args.article is None:
-        print(f"  search      Qdrant Edge in {settings.index.qdrant_directory()}", file=out)
+    print(f"  sentences   {sum(r.sentences for r in records.values())}", file=out)
+    if index.lean:
+        print(f"  search      Qdrant at {index.engine.where} (articles read as questions need them)", file=out)
+    else:
+        print(f"  vectors     {index.vectors.total} in a faiss {index.vectors.kind} index", file=out)
     print(f"  model       {settings.index.model} ({searcher.embedder.dimension} dimensions)", file=out)
     print(f"  total time  {time.perf_counter() - started:.2f} s (with model loading)", file=out)
     return 0

@@ -16,7 +16,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Collection
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from index.search.bm25 import Postings
 from index.search.engine import CandidateEngine, open_engine
 from index.search.vector_index import VectorIndex
 from index.store.catalog import ArticleRecord
+from index.store.counts import document_frequency
 
 if TYPE_CHECKING:
     from index.analysis.embed import Embedder
@@ -80,8 +82,8 @@ class ArticleData:
             cumulative = np.vstack([zero, np.cumsum(self.vectors, axis=0, dtype=np.float64)])
             norms = np.linalg.norm(cumulative[self.chunk_last] - cumulative[self.chunk_first], axis=1)
         self.chunk_inverse_norm = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 1e-9)
-        self.paragraph_df = _document_frequency(self.tokens, self.paragraph_tokens)
-        self.sentence_df = _document_frequency(self.tokens, self.token_offsets)
+        self.paragraph_df = document_frequency(self.tokens, self.paragraph_tokens)
+        self.sentence_df = document_frequency(self.tokens, self.token_offsets)
         texts = [self.text[int(a) : int(b)] for _, a, b in self.sentences]
         self.sentence_digit = np.array([bool(_DIGIT.search(t)) for t in texts], dtype=bool)
         self.sentence_words = np.array([len(t.split()) for t in texts], dtype=np.int64)
@@ -159,19 +161,91 @@ PERSIST_SHARE = 0.1
 PERSIST_MOST = 1000
 
 
+#: With a Qdrant engine, the most sentences of articles a process keeps read (about 31 MB of 384-wide vectors): the
+#: articles a question's candidates come from are read on demand and the most recently used kept.
+CACHED_SENTENCES = 20_000
+
+
+class ArticleCache(MutableMapping[int, ArticleData]):
+    """The library's articles by key, as :class:`LibraryIndex` holds them with a Qdrant engine: every record, and
+    the data (:class:`ArticleData`) of only the most recently used, read by ``load`` when asked for.
+
+    ``cache[key]`` reads an article not held (``KeyError`` when it is not in the library, or was removed while it
+    was read); ``key in cache`` and ``len(cache)`` read nothing.
+    """
+
+    def __init__(self, load: Callable[[ArticleRecord], ArticleData | None], most: int = CACHED_SENTENCES) -> None:
+        self.records: dict[int, ArticleRecord] = {}
+        self._load = load
+        self._most = most
+        self._held: OrderedDict[int, ArticleData] = OrderedDict()
+        self._sentences = 0
+
+    def __getitem__(self, key: int) -> ArticleData:
+        data = self._held.get(key)
+        if data is not None:
+            self._held.move_to_end(key)
+            return data
+        data = self._load(self.records[key])
+        if data is None:
+            raise KeyError(key)
+        self._hold(data)
+        return data
+
+    def __setitem__(self, key: int, data: ArticleData) -> None:
+        self.records[key] = data.record
+        self._release(key)
+        self._hold(data)
+
+    def __delitem__(self, key: int) -> None:
+        del self.records[key]
+        self._release(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.records
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def held(self) -> int:
+        """How many articles' data is held now."""
+        return len(self._held)
+
+    def peek(self, key: int) -> ArticleData | None:
+        """Return ``key``'s data if it is held (reading nothing)."""
+        return self._held.get(key)
+
+    def follow(self, records: Mapping[int, ArticleRecord]) -> bool:
+        """Take the catalog's ``records``: forget the data of articles removed or stored anew; return whether the
+        library changed."""
+        changed = records.keys() != self.records.keys() or any(
+            _identity(records[key]) != _identity(record) for key, record in self.records.items()
+        )
+        for key, data in list(self._held.items()):
+            if key not in records or _identity(records[key]) != _identity(data.record):
+                self._release(key)
+        self.records = dict(records)
+        return changed
+
+    def _hold(self, data: ArticleData) -> None:
+        self._held[data.key] = data
+        self._sentences += len(data.sentences)
+        while self._sentences > self._most and len(self._held) > 1:
+            self._release(next(iter(self._held)))
+
+    def _release(self, key: int) -> None:
+        data = self._held.pop(key, None)
+        if data is not None:
+            self._sentences -= len(data.sentences)
+
+
 def _identity(record: ArticleRecord) -> tuple[str, float, float]:
     """What must match for an article's loaded vectors and background to be current."""
     return (record.vectors_sha256, record.background_mean, record.background_std)
-
-
-def _document_frequency(tokens: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the sorted distinct term ids of the documents ``tokens[offsets[i]:offsets[i+1]]`` and their df."""
-    if not len(tokens):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    pairs = np.unique(tokens.astype(np.int64) << 32 | owner)
-    terms, counts = np.unique(pairs >> 32, return_counts=True)
-    return terms, counts
 
 
 def _lookup(terms: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -218,7 +292,10 @@ class CollectionStats:
 
 
 class LibraryIndex:
-    """The whole library in memory, ready to search: per-article data, one faiss index, one BM25 postings list.
+    """The library ready to search. Searched locally (the default), the whole library is in memory: per-article
+    data, one faiss index, one BM25 postings list. Searched on Qdrant (:attr:`lean`), only the catalog's records
+    are: the engine finds the candidates, their articles are read on demand (:class:`ArticleCache`) and the
+    library's term counts read from the catalog.
 
     Made by :meth:`Library.index`; :meth:`refresh` brings it up to date with the catalog.
     """
@@ -227,7 +304,9 @@ class LibraryIndex:
         self.library = library
         self.embedder = embedder
         self.dimension = embedder.dimension
-        self.articles: dict[int, ArticleData] = {}  # by key
+        #: Whether the first stage is the Qdrant engine's, so this process holds no more of the library than it reads.
+        self.lean = self.search != "local"
+        self.articles: MutableMapping[int, ArticleData] = ArticleCache(self._load_one) if self.lean else {}  # by key
         self.vocabulary: dict[str, int] = {}
         self._last_term = 0
         self.vectors = VectorIndex(self.dimension, exact_limit=library.config.exact_limit)
@@ -253,7 +332,6 @@ class LibraryIndex:
         self._cannot_persist = False
         self._engine = engine  # None: the one the configuration names, opened on first use
         self._engine_generation = -1  # the catalog generation the engine was last synced to
-        self._term_of: list[str] = []
 
     # --- the first stage's engine (index.search.engine) -----------------------------------------------
 
@@ -274,13 +352,17 @@ class LibraryIndex:
             self._engine = open_engine(config, self.dimension, self, self.library.directory)
         return self._engine
 
-    def term_of(self) -> list[str]:
-        """Return the terms by id (``""`` for an id the vocabulary does not hold)."""
-        if len(self._term_of) <= self._last_term:
-            self._term_of = [""] * (self._last_term + 1)
-            for term, term_id in self.vocabulary.items():
-                self._term_of[term_id] = term
-        return self._term_of
+    @property
+    def records(self) -> Mapping[int, ArticleRecord]:
+        """The library's articles' records, by key (read from the catalog at the last refresh)."""
+        if isinstance(self.articles, ArticleCache):
+            return self.articles.records
+        return {key: data.record for key, data in self.articles.items()}
+
+    def term_ids(self, terms: list[str]) -> np.ndarray:
+        """Return the term ids of ``terms`` (-1 for a term the library does not hold)."""
+        known = self.library.catalog.term_ids(terms) if self.lean else self.vocabulary
+        return np.array([known.get(t, -1) for t in terms], dtype=np.int64)
 
     def rebuild_engine(self) -> int:
         """Write the engine anew from the library (:meth:`CandidateEngine.clear`, then a sync); return how many
@@ -417,9 +499,17 @@ class LibraryIndex:
         again at the next call.
         """
         if self.search != "local" and self._engine_generation != self.generation:
-            self._load_vocabulary()
-            self.engine.sync(self.articles, self.term_of())
+            records = self.records
+            self.engine.sync(records, lambda key: self._read(records[key]), self.library.catalog.terms_of)
             self._engine_generation = self.generation
+
+    def _read(self, record: ArticleRecord) -> ArticleData | None:
+        """Return ``record``'s data: the one held, or read (not kept: an engine writing the library reads it all)."""
+        if not self.lean:
+            return self.articles.get(record.key)
+        assert isinstance(self.articles, ArticleCache)
+        held = self.articles.peek(record.key)
+        return held if held is not None else self._load_one(record)
 
     def refresh_articles(self, force: bool = False) -> bool:
         """Bring the index up to date with the catalog, the engine left as it is; return whether anything changed.
@@ -436,6 +526,10 @@ class LibraryIndex:
         if generation == self.generation and not force:
             return False
         records = {r.key: r for r in self.library.catalog.records()}
+        if isinstance(self.articles, ArticleCache):
+            changed = self.articles.follow(records)
+            self.generation = generation
+            return changed
         if self.generation < 0 and not self.articles and self.library.directory is not None:
             self._restore(records)
         # An article embedded again (a repair, another model) or measured again keeps its key: reload it too.
@@ -707,10 +801,20 @@ class LibraryIndex:
         if ids is None:
             return None
         wanted = set(ids)
-        return [key for key, data in self.articles.items() if data.record.id in wanted]
+        return [key for key, record in self.records.items() if record.id in wanted]
 
     def stats(self, query: np.ndarray, keys: Collection[int] | None) -> CollectionStats:
         """Return the collection statistics of the query term ids over ``keys`` (``None``: all articles)."""
+        if keys is None and self.lean:
+            p_df, s_df, (paragraphs, sentences, p_len, s_len) = self.library.catalog.term_counts(query)
+            return CollectionStats(
+                paragraphs=paragraphs,
+                paragraph_df=p_df,
+                paragraph_length=p_len / paragraphs if paragraphs else 1.0,
+                sentences=sentences,
+                sentence_df=s_df,
+                sentence_length=s_len / sentences if sentences else 1.0,
+            )
         if keys is None:
             known = (query >= 0) & (query < len(self._paragraph_df))
             at = np.where(known, query, 0)
@@ -748,4 +852,4 @@ class LibraryIndex:
     @property
     def paragraphs(self) -> int:
         """How many paragraphs the library holds."""
-        return sum(len(d.paragraphs) for d in self.articles.values())
+        return sum(r.paragraphs for r in self.records.values())

@@ -203,12 +203,12 @@ class Searcher:
         keys = lib.keys_of(scope)
         terms = tokenize(question)
         unique = list(dict.fromkeys(terms))
-        unique_ids = np.array([lib.vocabulary.get(t, -1) for t in unique], dtype=np.int64)
+        unique_ids = lib.term_ids(unique)
         multiplicity = np.array([terms.count(t) for t in unique], dtype=np.float64)
         stats = lib.stats(unique_ids, keys)
         weights = bm25_idf(stats.paragraph_df, stats.paragraphs)
-        chosen = list(lib.articles.values()) if keys is None else [lib.articles[k] for k in keys]
         if stats.paragraphs <= SCORE_WHOLE:
+            chosen = list(lib.articles.values()) if keys is None else [lib.articles[k] for k in keys]
             pairs = [(data, p) for data in chosen for p in range(len(data.paragraphs))]
         else:
             pairs = self._first_stage(lib, question, keys, unique_ids, unique, weights, stats.paragraph_length)
@@ -221,7 +221,7 @@ class Searcher:
             sentence_idf=bm25_idf(stats.sentence_df, stats.sentences),
             sentence_average=stats.sentence_length,
             paragraph_average=stats.paragraph_length,
-            articles=len(chosen),
+            articles=len(lib.articles) if keys is None else len(keys),
             terms=tuple(unique),
             unknown_weight=float(bm25_idf(np.zeros(1), stats.paragraphs)[0]),
         )
@@ -256,7 +256,12 @@ class Searcher:
         for key, paragraph in engine.lexical(query, BM25_PARAGRAPHS, keys):
             if key in lib.articles:
                 seen.setdefault((key, paragraph), None)
-        return [(lib.articles[key], p) for key, p in sorted(seen)]
+        pairs = []
+        for key, p in sorted(seen):
+            data = lib.articles.get(key)  # with Qdrant, read now (None: removed meanwhile)
+            if data is not None:
+                pairs.append((data, p))
+        return pairs
 
     # --- stage two ----------------------------------------------------------------------------------
 

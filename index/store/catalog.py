@@ -33,8 +33,12 @@ import numpy as np
 
 from index.errors import LibraryError
 from index.reading.article import article_label
+from index.store.counts import ArticleCounts
 from index.store.crash import crash_point
 
+#: The meta row holding the library's totals beside ``term_counts`` (:mod:`index.store.counts`); a catalog without it
+#: was written before citebot kept them, and is counted when next opened for writing.
+COUNTS = "counts"
 #: Bumped when the schema or the meaning of a stored column changes.
 SCHEMA_VERSION = 1
 
@@ -80,6 +84,11 @@ CREATE TABLE IF NOT EXISTS feeds (
     etag TEXT,
     last_modified TEXT,
     checked_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS term_counts (
+    term INTEGER PRIMARY KEY REFERENCES terms(id),
+    paragraphs INTEGER NOT NULL,
+    sentences INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 CREATE INDEX IF NOT EXISTS articles_fingerprint ON articles(fingerprint);
@@ -272,6 +281,8 @@ class Catalog:
                 self._db.executescript(_SCHEMA)
                 self._init_meta()
             self._check_version()
+            if not readonly:
+                self._ensure_counts()
         except sqlite3.DatabaseError as exc:
             if _is_damage(exc):
                 raise sqlite_problem(self.path, exc) from None
@@ -304,6 +315,18 @@ class Catalog:
         if row is None or row[0] != str(SCHEMA_VERSION):
             found = row[0] if row else "none"
             raise LibraryError(f"{self.path}: library format {found}, this citebot reads format {SCHEMA_VERSION}")
+
+    def _ensure_counts(self) -> None:
+        """Count the library's terms when this catalog was written before it kept :mod:`index.store.counts`."""
+        if self.get_meta(COUNTS) is not None:
+            return
+        with self.transaction() as db:
+            if self.get_meta(COUNTS) is not None:
+                return  # another process counted them meanwhile
+            db.execute("DELETE FROM term_counts")
+            self.set_meta(COUNTS, json.dumps([0, 0, 0.0, 0.0]))
+            for (key,) in db.execute("SELECT key FROM texts").fetchall():
+                self._count(db, key, +1)  # a text that cannot be read is not counted (doctor reports it)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -348,6 +371,19 @@ class Catalog:
             if isinstance(exc, sqlite3.DatabaseError):
                 raise sqlite_problem(self.path, exc) from None
             raise
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Run the block's reads in one read transaction: they see one state of the catalog."""
+        try:
+            self._db.execute("BEGIN")
+        except sqlite3.DatabaseError as exc:
+            raise sqlite_problem(self.path, exc) from None
+        try:
+            yield self._db
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("COMMIT")
 
     def get_meta(self, name: str, default: str | None = None) -> str | None:
         """Return the value of setting ``name`` of the library, or ``default``."""
@@ -446,6 +482,45 @@ class Catalog:
             )
         return out
 
+    def terms_of(self, ids: Iterable[int]) -> dict[int, str]:
+        """Return the terms of those term ``ids`` the library knows."""
+        wanted = sorted({int(i) for i in ids})
+        out: dict[int, str] = {}
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            marks = ", ".join("?" * len(batch))
+            out.update(
+                (int(i), t) for i, t in self._db.execute(f"SELECT id, term FROM terms WHERE id IN ({marks})", batch)
+            )
+        return out
+
+    def term_counts(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, float, float]]:
+        """Return, for each term id of ``ids`` (0 for one unknown), how many of the library's paragraphs and sentences
+        hold it, and the library's totals (paragraphs, sentences, their summed lengths in terms), read together.
+
+        Raises:
+            LibraryError: when the catalog was opened read-only before it kept these counts.
+        """
+        known = sorted({int(i) for i in ids if i >= 0})
+        with self.snapshot():
+            raw = self.get_meta(COUNTS)
+            if raw is None:
+                raise LibraryError(
+                    f"{self.path} does not keep term counts yet; open it once with a citebot that may write it"
+                )
+            found: dict[int, tuple[int, int]] = {}
+            for start in range(0, len(known), 500):
+                batch = known[start : start + 500]
+                marks = ", ".join("?" * len(batch))
+                rows = self._db.execute(
+                    f"SELECT term, paragraphs, sentences FROM term_counts WHERE term IN ({marks})", batch
+                )
+                found.update((int(t), (int(p), int(s))) for t, p, s in rows)
+        p, s, p_len, s_len = json.loads(raw)
+        paragraphs = np.array([found.get(int(i), (0, 0))[0] for i in ids], dtype=np.float64)
+        sentences = np.array([found.get(int(i), (0, 0))[1] for i in ids], dtype=np.float64)
+        return paragraphs, sentences, (int(p), int(s), float(p_len), float(s_len))
+
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
 
@@ -477,6 +552,47 @@ class Catalog:
         offsets[1:] = np.cumsum([len(sentence) for sentence in terms])
         return flat, offsets
 
+    def _count(self, db: sqlite3.Connection, key: int, sign: int) -> bool:
+        """Add (``sign`` +1) or take away (-1) the term counts of stored version ``key`` (inside a transaction);
+        return ``False`` when its text is missing or cannot be read (nothing is counted then)."""
+        if self.get_meta(COUNTS) is None:
+            return True  # forgotten (see _uncount): counted afresh at the next open for writing
+        row = db.execute(
+            "SELECT paragraphs, sentences, tokens, token_offsets FROM texts WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return False
+        try:
+            counts = ArticleCounts.of(
+                np.frombuffer(row["tokens"], dtype=np.int32),
+                np.frombuffer(row["token_offsets"], dtype=np.int64),
+                np.frombuffer(row["sentences"], dtype=np.int64).reshape(-1, 3),
+                len(json.loads(row["paragraphs"])),
+            )
+        except (ValueError, TypeError, IndexError, AssertionError):
+            return False
+        db.executemany(
+            "INSERT INTO term_counts(term, paragraphs, sentences) VALUES (?, ?, ?) ON CONFLICT(term) DO UPDATE SET "
+            "paragraphs = paragraphs + excluded.paragraphs, sentences = sentences + excluded.sentences",
+            zip(
+                counts.terms.tolist(),
+                (sign * counts.paragraphs).tolist(),
+                (sign * counts.sentences).tolist(),
+                strict=True,
+            ),
+        )
+        if sign < 0:
+            db.execute("DELETE FROM term_counts WHERE paragraphs <= 0")
+        totals = json.loads(self.get_meta(COUNTS) or "[0, 0, 0.0, 0.0]")
+        self.set_meta(COUNTS, json.dumps([a + sign * b for a, b in zip(totals, counts.totals, strict=True)]))
+        return True
+
+    def _uncount(self, db: sqlite3.Connection, key: int) -> None:
+        """Take away version ``key``'s term counts; when its text cannot be read, forget the library's counts, which
+        the next process to open the catalog for writing makes again (the text is gone by then)."""
+        if not self._count(db, key, -1):
+            db.execute("DELETE FROM meta WHERE name = ?", (COUNTS,))
+
     def insert(self, key: int, article: NewArticle, replace: ArticleRecord | None = None) -> ArticleRecord:
         """Store ``article`` as version ``key``: a new article, or a new version of ``replace`` (same id).
 
@@ -499,6 +615,7 @@ class Catalog:
                     json.dumps(list(article.pages)) if article.pages is not None else None,
                 ),
             )
+            self._count(db, key, +1)
             values = {
                 "key": key,
                 "source": article.source,
@@ -530,6 +647,7 @@ class Catalog:
             else:
                 sets = ", ".join(f"{name} = ?" for name in values)
                 db.execute(f"UPDATE articles SET {sets} WHERE id = ?", (*values.values(), replace.id))
+                self._uncount(db, replace.key)
                 db.execute("DELETE FROM texts WHERE key = ?", (replace.key,))
                 article_id = replace.id
             self.bump()
@@ -555,6 +673,7 @@ class Catalog:
         with self.transaction() as db:
             for record in gone:
                 db.execute("DELETE FROM articles WHERE id = ?", (record.id,))
+                self._uncount(db, record.key)
                 db.execute("DELETE FROM texts WHERE key = ?", (record.key,))
             self.bump()
             crash_point("catalog-open")

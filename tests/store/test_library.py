@@ -408,3 +408,44 @@ def test_an_add_told_to_stop_stores_nothing_whether_embedding_or_about_to_commit
     assert library.records() == before and first in before
     assert {p.name for p in (config.data_dir / VECTORS).iterdir()} == {f"{r.key}.npy" for r in before}
     assert library.add(changed, embedder).status == "replaced"  # nothing left behind stands in the way
+
+
+def _catalog_counts(library: Library, lib) -> tuple[np.ndarray, np.ndarray, tuple[int, int, float, float]]:
+    """The catalog's term counts of every term the library holds (by the in-memory index's vocabulary)."""
+    ids = np.array(sorted(lib.vocabulary.values()), dtype=np.int64)
+    return ids, *library.catalog.term_counts(ids)  # type: ignore[return-value]
+
+
+def test_the_catalog_counts_terms_as_the_index_in_memory_does_through_adds_replaces_removes_and_a_recount(
+    embedder: Embedder, config
+) -> None:
+    library = Library(config.data_dir, config)
+    searcher = Searcher(library, embedder)
+    library.add(_article(BAKERY, "/x/bakery.txt"), embedder)
+    library.add(_article(HARBOUR, "/x/harbour.txt"), embedder)
+    library.add(_article([BAKERY[0], "Its rye bread sells out by ten, and rye flour too."], "/x/bakery.txt"), embedder)
+    (harbour,) = [r for r in library.records() if r.source == "/x/harbour.txt"]
+    library.remove([harbour.id])
+
+    def agree() -> None:
+        lib = searcher.index
+        ids, p_df, s_df, totals = _catalog_counts(library, lib)
+        memory = lib.stats(ids, None)
+        assert np.array_equal(p_df, memory.paragraph_df) and np.array_equal(s_df, memory.sentence_df)
+        assert (totals[0], totals[1]) == (memory.paragraphs, memory.sentences)
+        assert totals[2] / totals[0] == pytest.approx(memory.paragraph_length)
+        assert totals[3] / totals[1] == pytest.approx(memory.sentence_length)
+        fog = library.catalog.term_ids(tokenize("fog"))  # a term only the removed article held
+        assert p_df.sum() > 0 and len(fog) == 1 and library.catalog.term_counts(np.array(list(fog.values())))[0] == 0
+
+    agree()
+    # A catalog written before the counts were kept is counted when next opened for writing, to the same figures.
+    with library.catalog.transaction() as db:
+        db.execute("DELETE FROM term_counts")
+        db.execute("DELETE FROM meta WHERE name = 'counts'")
+    library.close()
+    with pytest.raises(Exception, match="does not keep term counts yet"):
+        Library(config.data_dir, config, readonly=True).catalog.term_counts(np.array([1]))
+    library = Library(config.data_dir, config)
+    searcher = Searcher(library, embedder)
+    agree()

@@ -53,7 +53,12 @@ def test_every_command_works_on_qdrant_and_the_engine_follows_the_catalog(run_ci
     assert all(p["article"]["id"] != gone for p in again["passages"])
 
     rebuilt = run_citebot("index", "--rebuild-engine", env=QDRANT)
-    assert rebuilt.returncode == 0 and "Qdrant Edge in" in rebuilt.stdout and "articles    4" in rebuilt.stdout
+    assert (
+        rebuilt.returncode == 0
+        and "search      Qdrant at " in rebuilt.stdout
+        and "faiss" not in rebuilt.stdout
+        and "articles    4" in rebuilt.stdout
+    )
     assert _qdrant_check(run_citebot)["status"] == "ok"
     refused = run_citebot("index", "--rebuild-engine")
     assert refused.returncode == 2 and "CITEBOT_SEARCH=qdrant" in refused.stderr

@@ -8,7 +8,7 @@ articles by :meth:`CandidateEngine.sync`, which also repairs what a crash betwee
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -40,6 +40,12 @@ class EngineArticle(Protocol):
         ...
 
 
+#: Reads the article of a key for an engine to write (``None``: it was removed meanwhile).
+ArticleLoader = Callable[[int], "EngineArticle | None"]
+#: Returns the terms of term ids (those the vocabulary holds).
+TermNames = Callable[[Iterable[int]], Mapping[int, str]]
+
+
 @dataclass(frozen=True)
 class LexicalQuery:
     """A question's words, as both engines' BM25 reads them.
@@ -64,11 +70,15 @@ class CandidateEngine(Protocol):
 
     #: One of :data:`index.config.SEARCH_ENGINES`.
     name: str
+    #: Where the engine is, for messages (a folder, or a URL without credentials).
+    where: str
 
-    def sync(self, articles: Mapping[int, EngineArticle], term_of: Sequence[str]) -> int:
-        """Make the engine hold exactly ``articles`` (by key); return how many articles were added or removed.
+    def sync(self, records: Mapping[int, ArticleRecord], load: ArticleLoader, terms: TermNames) -> int:
+        """Make the engine hold exactly the stored versions ``records`` (by key); return how many articles were
+        added or removed.
 
-        ``term_of[i]`` is the term of term id ``i`` (the catalog's vocabulary).
+        ``load(key)`` reads an article to write (``None``: removed meanwhile); ``terms(ids)`` names term ids (the
+        catalog's vocabulary).
         """
         ...
 

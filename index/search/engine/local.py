@@ -6,16 +6,17 @@ up to date itself (and persists them in the data directory's ``search/``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from index.search.engine.base import EngineArticle, LexicalQuery
+from index.search.engine.base import ArticleLoader, LexicalQuery, TermNames
 
 if TYPE_CHECKING:
     from index.search.bm25 import Postings
     from index.search.vector_index import VectorIndex
+    from index.store.catalog import ArticleRecord
 
 
 class LocalParts(Protocol):
@@ -33,11 +34,12 @@ class LocalEngine:
     """The first stage over ``parts``' faiss index and postings (see the module docstring)."""
 
     name = "local"
+    where = "this process's memory"
 
     def __init__(self, parts: LocalParts) -> None:
         self._lib = parts
 
-    def sync(self, articles: Mapping[int, EngineArticle], term_of: Sequence[str]) -> int:
+    def sync(self, records: Mapping[int, ArticleRecord], load: ArticleLoader, terms: TermNames) -> int:
         """Do nothing: the library index keeps its faiss index and postings in step itself; return 0."""
         return 0
 

@@ -20,13 +20,16 @@ Edge (Qdrant's shard code in-process: one process's, for one machine and the tes
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Collection, Iterator, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from index.search.engine.base import EngineArticle, EngineError, LexicalQuery
+from index.search.engine.base import ArticleLoader, EngineArticle, EngineError, LexicalQuery, TermNames
 from index.store.vectors import split_id, vector_id
+
+if TYPE_CHECKING:
+    from index.store.catalog import ArticleRecord
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ class QdrantEngine:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+        self.where = transport.where
         self._versions: dict[str, int] | None = None  # version -> key, as the engine holds them
 
     def versions(self) -> dict[str, int]:
@@ -120,31 +124,37 @@ class QdrantEngine:
         finally:
             self._versions = None
 
-    def sync(self, articles: Mapping[int, EngineArticle], term_of: Sequence[str]) -> int:
-        """Make the engine hold exactly ``articles``: delete the versions the catalog no longer has, write those
-        missing; return how many articles changed."""
+    def sync(self, records: Mapping[int, ArticleRecord], load: ArticleLoader, terms: TermNames) -> int:
+        """Make the engine hold exactly the versions ``records``: delete the versions the catalog no longer has,
+        write those missing (each read by ``load`` then); return how many articles changed."""
         held = self.versions()
-        wanted = {version_of(data): data for data in articles.values()}
+        wanted = {version(key, record.vectors_sha256): key for key, record in records.items()}
         gone = [v for v in held if v not in wanted]
-        new = [data for v, data in wanted.items() if v not in held]
+        new = [(v, key) for v, key in wanted.items() if v not in held]
+        written = 0
         try:
             if gone:
                 self.transport.delete("version", gone)
                 for v in gone:
                     held.pop(v, None)
-            for data in new:
+            for v, key in new:
+                data = load(key)
+                if data is None:
+                    continue  # removed meanwhile: the next sync sees the catalog without it
+                names = terms(np.unique(data.tokens).tolist())
                 # A version cut short by a crash may be partly there: its points are written again (same ids).
-                for batch in _batches(_points(data, term_of), BATCH):
+                for batch in _batches(_points(data, names), BATCH):
                     self.transport.upsert(batch)
-                held[version_of(data)] = data.key
+                held[v] = key
+                written += 1
             if gone or new:
                 self.transport.settle()
         except EngineError:
             self._versions = None  # read again next time: what was written is what the engine says
             raise
-        if gone or new:
-            log.info("qdrant: %d articles written, %d removed", len(new), len(gone))
-        return len(gone) + len(new)
+        if gone or written:
+            log.info("qdrant: %d articles written, %d removed", written, len(gone))
+        return len(gone) + written
 
     def dense(self, query: np.ndarray, k: int, keys: Collection[int] | None) -> np.ndarray:
         """Return the vector ids of the ``k`` sentences nearest to ``query`` among ``keys``, best first."""
@@ -168,7 +178,7 @@ class QdrantEngine:
         self.transport.close()
 
 
-def _points(data: EngineArticle, term_of: Sequence[str]) -> Iterator[EnginePoint]:
+def _points(data: EngineArticle, term_of: Mapping[int, str]) -> Iterator[EnginePoint]:
     """Return ``data``'s points: one per sentence (its vector), one per paragraph (its terms)."""
     version = version_of(data)
     for s, vector in enumerate(data.vectors):
