@@ -5,9 +5,10 @@
 The libraries are :mod:`benchmarks.library_scale`'s (real text; real vectors to 10,000 paragraphs, near copies of
 them above; built once and cached). For each size, a process of its own writes the library into a Qdrant Edge shard
 (``CITEBOT_SEARCH=qdrant``; timed), then two fresh processes, one per engine, open the library as a front end does
-and answer the same real SQuAD questions (question embedding included, one thread): each prints its answer p50 / p95
-and its memory afterwards, RSS split into anonymous memory (what the process allocated: the library it holds) and
-file-backed pages (mapped files: the model, Edge's segments), and its peak.
+and answer the same real SQuAD questions (question embedding included, one thread). Each prints its answer p50 / p95
+and its memory afterwards: RSS split into anonymous memory (what the process allocated: the library it holds) and
+file-backed pages (mapped files: the model, Edge's segments), and its peak. Then it adds an article and times the
+next question's refresh (on Qdrant, the engine's sync: Edge optimises after each change).
 
 Exits 1 when the Qdrant process's RSS grows by more than :data:`GROWTH_MB` from the smallest size to the largest.
 """
@@ -77,14 +78,31 @@ def measure(workdir: Path, search: str, questions: list[str]) -> None:
         times.append(1000 * (time.perf_counter() - t0))
     index = searcher.index
     held = getattr(index.articles, "held", len(index.articles))
+    paragraphs = index.paragraphs
+    memory = _memory()
+    # An add as `citebot add` makes it, then the next question's refresh (on Qdrant: the engine's sync).
+    from index.reading.article import article_from_paragraphs
+
+    sentences, _ = _sentences_and_questions()
+    rng = random.Random(5)
+    new = article_from_paragraphs(
+        [" ".join(rng.sample(sentences, 5)) for _ in range(20)], title="New", source=f"/bench/new-{search}.txt"
+    )
+    t0 = time.perf_counter()
+    searcher.library.add(new, searcher.embedder)
+    t1 = time.perf_counter()
+    searcher.index  # noqa: B018 - the refresh (and sync) the next question makes
+    t2 = time.perf_counter()
     print(
         json.dumps(
             {
+                "add_s": t1 - t0,
+                "refresh_after_add_s": t2 - t1,
                 "p50_ms": float(np.percentile(times, 50)),
                 "p95_ms": float(np.percentile(times, 95)),
                 "opened_rss_mb": opened["VmRSS"],
-                **{f"{k.lower()}_mb": v for k, v in _memory().items()},
-                "paragraphs": index.paragraphs,
+                **{f"{k.lower()}_mb": v for k, v in memory.items()},
+                "paragraphs": paragraphs,
                 "articles_held": held,
             }
         )
@@ -128,13 +146,16 @@ def main() -> int:
                     row["sync_s"] = synced["sync_s"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    print("| paragraphs | search | answer p50 / p95 ms | RSS MB (anonymous + file) | peak MB | articles held |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: |")
+    print(
+        "| paragraphs | search | answer p50 / p95 ms | RSS MB (anonymous + file) | peak MB | articles held "
+        "| add s, then refresh s |"
+    )
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(
             f"| {r['paragraphs']:,} | {r['search']} | {r['p50_ms']:.1f} / {r['p95_ms']:.1f} | "
             f"{r['vmrss_mb']:.0f} ({r['rssanon_mb']:.0f} + {r['rssfile_mb']:.0f}) | {r['peak_mb']:.0f} | "
-            f"{r['articles_held']:,} |"
+            f"{r['articles_held']:,} | {r['add_s']:.1f}, {r['refresh_after_add_s']:.1f} |"
         )
     by = {(r["size"], r["search"]): r for r in rows}
     small, large = min(args.sizes), max(args.sizes)

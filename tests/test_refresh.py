@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.news_server import NewsServer, file, page
 
 LOCAL = {"CITEBOT_FETCH_ALLOW_PRIVATE": "1", "CITEBOT_FETCH_TIMEOUT": "3"}
@@ -37,7 +39,9 @@ def test_a_web_page_is_refused_from_loopback_unless_allowed_and_then_named_in_ev
     assert top["article"]["url"] and top["article"]["title"] == "Port Elwin harbour reopens after storm"
 
 
-def test_a_feed_is_added_then_refresh_adds_replaces_and_leaves(run_citebot) -> None:
+@pytest.mark.parametrize("search", ["local", "qdrant"])
+def test_a_feed_is_added_then_refresh_adds_replaces_and_leaves(run_citebot, search: str) -> None:
+    env = {**LOCAL, "CITEBOT_SEARCH": search}  # qdrant: Qdrant Edge in the data directory
     with NewsServer() as server:
         harbour, danube = server.url("/news/harbour.html"), server.url("/world/danube.html")
         server.routes["/news/harbour.html"] = file("harbour.html")
@@ -45,11 +49,11 @@ def test_a_feed_is_added_then_refresh_adds_replaces_and_leaves(run_citebot) -> N
         server.routes["/feed.xml"] = page(
             _feed(server.url(""), [("Harbour", harbour), ("Danube", danube)]), "application/rss+xml", ETag='"1"'
         )
-        added = run_citebot("add", "--feed", server.url("/feed.xml"), env=LOCAL)
+        added = run_citebot("add", "--feed", server.url("/feed.xml"), env=env)
         assert added.returncode == 0, added.stderr
         assert "added [2] Port Elwin harbour" in added.stdout and "added [3] Danube countries" in added.stdout
 
-        quiet = run_citebot("refresh", env=LOCAL)
+        quiet = run_citebot("refresh", env=env)
         assert quiet.returncode == 0 and quiet.stdout == "", quiet.stdout + quiet.stderr  # nothing changed
 
         bzip2 = server.url("/notes/bzip2.html")
@@ -61,7 +65,7 @@ def test_a_feed_is_added_then_refresh_adds_replaces_and_leaves(run_citebot) -> N
         wire = (changed[0], "Ministers from twelve countries agreed on Tuesday to triple funding")
         body = open(_data("wire.html"), "rb").read().replace(b"double funding", b"triple funding")  # noqa: SIM115
         server.routes["/world/danube.html"] = page(body)
-        refreshed = run_citebot("refresh", env=LOCAL)
+        refreshed = run_citebot("refresh", env=env)
         assert refreshed.returncode == 0, refreshed.stderr
         lines = refreshed.stdout.strip().splitlines()
         assert any(line.startswith("added [4] A short history of bzip2") for line in lines), lines
@@ -69,7 +73,7 @@ def test_a_feed_is_added_then_refresh_adds_replaces_and_leaves(run_citebot) -> N
         assert not any("Port Elwin" in line for line in lines)  # unchanged, so not listed
         del wire
     asked = json.loads(
-        run_citebot("ask", "How much will funding for flood defences grow?", "--json", "--in", "3").stdout
+        run_citebot("ask", "How much will funding for flood defences grow?", "--json", "--in", "3", env=env).stdout
     )
     assert "triple" in asked["passages"][0]["text"]
     ids = [a["id"] for a in json.loads(run_citebot("list", "--json").stdout)]
