@@ -84,7 +84,7 @@ def measure(workdir: Path, search: str, questions: list[str]) -> None:
     from index.reading.article import article_from_paragraphs
 
     sentences, _ = _sentences_and_questions()
-    rng = random.Random(5)
+    rng = random.Random(f"new article {search}")  # each run its own text: an add, not an "unchanged"
     new = article_from_paragraphs(
         [" ".join(rng.sample(sentences, 5)) for _ in range(20)], title="New", source=f"/bench/new-{search}.txt"
     )
@@ -102,7 +102,7 @@ def measure(workdir: Path, search: str, questions: list[str]) -> None:
                 "p95_ms": float(np.percentile(times, 95)),
                 "opened_rss_mb": opened["VmRSS"],
                 **{f"{k.lower()}_mb": v for k, v in memory.items()},
-                "paragraphs": paragraphs,
+                "paragraphs": paragraphs,  # before the add
                 "articles_held": held,
             }
         )
