@@ -70,6 +70,25 @@ class TelegramSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    """How ``citebot serve`` answers over HTTP.
+
+    Attributes:
+        token: the admin token adding and removing articles need (``Authorization: Bearer``); ``None``: read-only.
+        burst: requests one client (address) may make at once.
+        per_minute: requests one client may make per minute after the burst.
+        timeout: seconds a question may take before the request gets a 503 (the answer still completes).
+        max_body: the largest JSON body, in bytes (an uploaded file may be as large as CITEBOT_FETCH_MAX_BYTES).
+    """
+
+    token: str | None = field(default=None, repr=False)
+    burst: int = 20
+    per_minute: int = 120
+    timeout: float = 30.0
+    max_body: int = 16 * 1024
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything citebot can be told, with defaults that work offline.
 
@@ -85,6 +104,7 @@ class Settings:
     uncertain_score: float = UNCERTAIN_SCORE
     log_level: str = "WARNING"
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     fetch: FetchConfig = field(default_factory=FetchConfig)
 
     @classmethod
@@ -135,8 +155,22 @@ class Settings:
             uncertain_score=get("CITEBOT_UNCERTAIN_SCORE", _float_in(0.0, 1.0), default.uncertain_score),
             log_level=get("CITEBOT_LOG_LEVEL", _choice(LOG_LEVELS), default.log_level),
             telegram=_telegram_settings(get, values, default.telegram),
+            api=ApiSettings(
+                token=get("CITEBOT_API_TOKEN", _api_token, default.api.token),
+                burst=get("CITEBOT_API_BURST", _int_in(1, 10_000), default.api.burst),
+                per_minute=get("CITEBOT_API_PER_MINUTE", _int_in(1, 600_000), default.api.per_minute),
+                timeout=get("CITEBOT_API_TIMEOUT", _float_in(0.1, 3600.0), default.api.timeout),
+                max_body=get("CITEBOT_API_MAX_BODY", _int_in(1024, 1024**2), default.api.max_body),
+            ),
             fetch=_fetch_config(get, default.fetch),
         )
+
+
+def _api_token(raw: str) -> str:
+    """Check an admin token: at least 16 characters, printable ASCII without spaces (it travels in a header)."""
+    if len(raw) < 16 or not all(33 <= ord(c) < 127 for c in raw):
+        raise ValueError("expected at least 16 printable ASCII characters, no spaces (e.g. openssl rand -hex 24)")
+    return raw
 
 
 def _telegram_settings(get: Getter, values: Mapping[str, str], default: TelegramSettings) -> TelegramSettings:

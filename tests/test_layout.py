@@ -22,8 +22,9 @@ LAYERS = {
     "index.evaluate": 6,
     "bot.settings": 7,
     "bot.loading": 8,
-    "bot.telegram": 9,
-    "bot.terminal": 10,  # the command line also starts the Telegram bot
+    "bot.serve": 9,  # the HTTP front end (its metrics and health are the Telegram bot's too)
+    "bot.telegram": 10,
+    "bot.terminal": 11,  # the command line also starts the Telegram bot and the server
 }
 
 

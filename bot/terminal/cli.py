@@ -44,6 +44,12 @@ def _scope(args: argparse.Namespace) -> list[int] | None:
     return list(dict.fromkeys(args.scope)) if getattr(args, "scope", None) else None
 
 
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port (a whole number from 1 to 65535)")
+    return int(raw)
+
+
 def _check_scope(searcher: Searcher, scope: list[int] | None) -> None:
     if scope is not None:
         searcher.library.resolve(scope)
@@ -169,6 +175,13 @@ def batch_reply(
         return {"question": text[:MAX_QUESTION_CHARS], "error": str(exc)}
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the HTTP API and the page until SIGTERM or Ctrl-C."""
+    from bot.serve.run import run_server
+
+    return run_server(settings, args.article, args.host, args.port)
+
+
 def cmd_telegram(args: argparse.Namespace, settings: Settings) -> int:
     """Run the Telegram bot until SIGTERM or Ctrl-C."""
     from bot.telegram.app import run_bot
@@ -273,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with CITEBOT_SEARCH=qdrant, write the engine anew from the library (the catalog is the truth)",
     )
     article_option(add("telegram", cmd_telegram, "Run the Telegram bot (long polling, or a webhook if configured)."))
+    serving = add("serve", cmd_serve, "Serve the HTTP API and a page to ask from (docs/api.md).")
+    serving.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine)"
+    )
+    serving.add_argument("--port", type=_port, default=8080, help="the port to listen on (default 8080)")
+    article_option(serving)
     eval_arguments(add("eval", cmd_eval, "Measure answer quality on a SQuAD-format file."))
     doctor_arguments(add("doctor", cmd_doctor, DOCTOR_HELP))
     return parser

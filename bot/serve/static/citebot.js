@@ -1,0 +1,90 @@
+// citebot's page: ask /v1/ask, show the quote with its marked sentence. Article text is only ever set as text
+// (textContent, text nodes), never parsed as HTML.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const said = document.body.dataset;
+  let articles = 1;
+  let passages = [];
+  let shown = 0;
+
+  function phrase(kind) {
+    const many = articles === 1 ? "One" : "Many";
+    return said[kind + many];
+  }
+
+  function showPassage() {
+    const p = passages[shown];
+    const quote = $("quote");
+    quote.replaceChildren();
+    const text = p.text;
+    let at = 0;
+    for (const [start, end] of p.highlight) {
+      quote.append(document.createTextNode(text.slice(at, start)));
+      const mark = document.createElement("mark");
+      mark.textContent = text.slice(start, end);
+      quote.append(mark);
+      at = end;
+    }
+    quote.append(document.createTextNode(text.slice(at)));
+    $("title").textContent = p.article.title || p.article.source;
+    $("date").textContent = p.article.date ? "· " + p.article.date : "";
+    $("place").textContent = "· paragraph " + p.paragraph + " of " + p.paragraphs + (p.page ? ", page " + p.page : "");
+    $("passage").hidden = false;
+    $("next").hidden = shown + 1 >= passages.length;
+  }
+
+  function show(reply) {
+    $("error").hidden = true;
+    $("answer").hidden = false;
+    passages = reply.verdict === "unanswered" ? [] : reply.passages;
+    shown = 0;
+    if (reply.verdict === "answered") {
+      $("said").textContent = "";
+      $("said").hidden = true;
+    } else {
+      $("said").textContent = phrase(reply.verdict === "uncertain" ? "uncertain" : "notFound");
+      $("said").hidden = false;
+    }
+    if (passages.length) {
+      showPassage();
+    } else {
+      $("passage").hidden = true;
+      $("next").hidden = true;
+    }
+  }
+
+  function fail(message) {
+    $("answer").hidden = true;
+    $("error").textContent = message;
+    $("error").hidden = false;
+  }
+
+  $("ask").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const question = $("question").value;
+    try {
+      const response = await fetch("/v1/ask", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ question: question, k: 3 }),
+      });
+      const reply = await response.json();
+      if (!response.ok) return fail(reply.error || "citebot could not answer (HTTP " + response.status + ")");
+      show(reply);
+    } catch (error) {
+      fail("citebot cannot be reached; check the connection and ask again");
+    }
+  });
+  $("next").addEventListener("click", () => {
+    shown += 1;
+    showPassage();
+    if ($("next").hidden) $("quote").focus();
+  });
+
+  fetch("/v1/articles").then((r) => (r.ok ? r.json() : [])).then((list) => {
+    articles = list.length || 1;
+    if (list.length === 1) $("library").textContent = list[0].title || "the article";
+    else if (list.length > 1) $("library").textContent = "a library of " + list.length + " articles";
+  }).catch(() => {});
+})();
