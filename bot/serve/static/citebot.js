@@ -35,6 +35,7 @@
   }
 
   function show(reply) {
+    $("answer").setAttribute("aria-busy", "false");
     $("error").hidden = true;
     $("answer").hidden = false;
     passages = reply.verdict === "unanswered" ? [] : reply.passages;
@@ -55,6 +56,7 @@
   }
 
   function fail(message) {
+    $("answer").setAttribute("aria-busy", "false");
     $("answer").hidden = true;
     $("error").textContent = message;
     $("error").hidden = false;
@@ -62,6 +64,7 @@
 
   $("ask").addEventListener("submit", async (event) => {
     event.preventDefault();
+    $("answer").setAttribute("aria-busy", "true");
     const question = $("question").value;
     try {
       const response = await fetch("/v1/ask", {
