@@ -470,29 +470,22 @@ class Catalog:
             (int(i), t) for i, t in self._db.execute("SELECT id, term FROM terms WHERE id > ? ORDER BY id", (since,))
         ]
 
+    def _rows_in(self, sql: str, values: Sequence[object]) -> Iterator[sqlite3.Row]:
+        """Yield the rows of ``sql`` (whose ``{marks}`` is an ``IN`` list) for ``values``, 500 at a time (SQLite's
+        limit on parameters)."""
+        for start in range(0, len(values), 500):
+            batch = values[start : start + 500]
+            yield from self._db.execute(sql.format(marks=", ".join("?" * len(batch))), batch)
+
     def term_ids(self, terms: Iterable[str]) -> dict[str, int]:
         """Return the ids of those of ``terms`` the library knows."""
-        wanted = list(set(terms))
-        out: dict[str, int] = {}
-        for start in range(0, len(wanted), 500):
-            batch = wanted[start : start + 500]
-            marks = ", ".join("?" * len(batch))
-            out.update(
-                {t: int(i) for i, t in self._db.execute(f"SELECT id, term FROM terms WHERE term IN ({marks})", batch)}
-            )
-        return out
+        rows = self._rows_in("SELECT id, term FROM terms WHERE term IN ({marks})", list(set(terms)))
+        return {t: int(i) for i, t in rows}
 
     def terms_of(self, ids: Iterable[int]) -> dict[int, str]:
         """Return the terms of those term ``ids`` the library knows."""
-        wanted = sorted({int(i) for i in ids})
-        out: dict[int, str] = {}
-        for start in range(0, len(wanted), 500):
-            batch = wanted[start : start + 500]
-            marks = ", ".join("?" * len(batch))
-            out.update(
-                (int(i), t) for i, t in self._db.execute(f"SELECT id, term FROM terms WHERE id IN ({marks})", batch)
-            )
-        return out
+        rows = self._rows_in("SELECT id, term FROM terms WHERE id IN ({marks})", sorted({int(i) for i in ids}))
+        return {int(i): t for i, t in rows}
 
     def term_counts(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, float, float]]:
         """Return, for each term id of ``ids`` (0 for one unknown), how many of the library's paragraphs and sentences
@@ -508,14 +501,8 @@ class Catalog:
                 raise LibraryError(
                     f"{self.path} does not keep term counts yet; open it once with a citebot that may write it"
                 )
-            found: dict[int, tuple[int, int]] = {}
-            for start in range(0, len(known), 500):
-                batch = known[start : start + 500]
-                marks = ", ".join("?" * len(batch))
-                rows = self._db.execute(
-                    f"SELECT term, paragraphs, sentences FROM term_counts WHERE term IN ({marks})", batch
-                )
-                found.update((int(t), (int(p), int(s))) for t, p, s in rows)
+            rows = self._rows_in("SELECT term, paragraphs, sentences FROM term_counts WHERE term IN ({marks})", known)
+            found = {int(t): (int(p), int(s)) for t, p, s in rows}
         p, s, p_len, s_len = json.loads(raw)
         paragraphs = np.array([found.get(int(i), (0, 0))[0] for i in ids], dtype=np.float64)
         sentences = np.array([found.get(int(i), (0, 0))[1] for i in ids], dtype=np.float64)
@@ -571,6 +558,13 @@ class Catalog:
             )
         except (ValueError, TypeError, IndexError, AssertionError):
             return False
+        self._add_counts(db, counts, sign)
+        return True
+
+    def _add_counts(self, db: sqlite3.Connection, counts: ArticleCounts, sign: int) -> None:
+        """Add (``sign`` +1) or take away (-1) one article's ``counts`` (inside a transaction, the counts kept)."""
+        if self.get_meta(COUNTS) is None:
+            return  # forgotten (see _uncount): counted afresh at the next open for writing
         db.executemany(
             "INSERT INTO term_counts(term, paragraphs, sentences) VALUES (?, ?, ?) ON CONFLICT(term) DO UPDATE SET "
             "paragraphs = paragraphs + excluded.paragraphs, sentences = sentences + excluded.sentences",
@@ -585,7 +579,6 @@ class Catalog:
             db.execute("DELETE FROM term_counts WHERE paragraphs <= 0")
         totals = json.loads(self.get_meta(COUNTS) or "[0, 0, 0.0, 0.0]")
         self.set_meta(COUNTS, json.dumps([a + sign * b for a, b in zip(totals, counts.totals, strict=True)]))
-        return True
 
     def _uncount(self, db: sqlite3.Connection, key: int) -> None:
         """Take away version ``key``'s term counts; when its text cannot be read, forget the library's counts, which
@@ -602,6 +595,7 @@ class Catalog:
         words = len(article.text.split())
         with self.transaction() as db:
             tokens, offsets = self._intern(article.terms)
+            sentences = np.ascontiguousarray(article.sentences, dtype=np.int64).reshape(-1, 3)
             db.execute(
                 "INSERT INTO texts(key, text, paragraphs, sentences, tokens, token_offsets, pages) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -609,13 +603,13 @@ class Catalog:
                     key,
                     article.text,
                     json.dumps([list(p) for p in article.paragraphs]),
-                    np.ascontiguousarray(article.sentences, dtype=np.int64).tobytes(),
+                    sentences.tobytes(),
                     tokens.tobytes(),
                     offsets.tobytes(),
                     json.dumps(list(article.pages)) if article.pages is not None else None,
                 ),
             )
-            self._count(db, key, +1)
+            self._add_counts(db, ArticleCounts.of(tokens, offsets, sentences, len(article.paragraphs)), +1)
             values = {
                 "key": key,
                 "source": article.source,
