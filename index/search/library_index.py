@@ -290,6 +290,22 @@ class CollectionStats:
     sentence_df: np.ndarray
     sentence_length: float
 
+    @classmethod
+    def of(
+        cls, paragraph_df: np.ndarray, sentence_df: np.ndarray, totals: tuple[int, int, float, float]
+    ) -> CollectionStats:
+        """Return the statistics of document frequencies and ``totals`` (paragraphs, sentences, their summed lengths
+        in terms): the mean lengths are 1 for an empty collection."""
+        paragraphs, sentences, p_len, s_len = totals
+        return cls(
+            paragraphs=int(paragraphs),
+            paragraph_df=paragraph_df,
+            paragraph_length=float(p_len / paragraphs) if paragraphs else 1.0,
+            sentences=int(sentences),
+            sentence_df=sentence_df,
+            sentence_length=float(s_len / sentences) if sentences else 1.0,
+        )
+
 
 class LibraryIndex:
     """The library ready to search. Searched locally (the default), the whole library is in memory: per-article
@@ -806,48 +822,28 @@ class LibraryIndex:
     def stats(self, query: np.ndarray, keys: Collection[int] | None) -> CollectionStats:
         """Return the collection statistics of the query term ids over ``keys`` (``None``: all articles)."""
         if keys is None and self.lean:
-            p_df, s_df, (paragraphs, sentences, p_len, s_len) = self.library.catalog.term_counts(query)
-            return CollectionStats(
-                paragraphs=paragraphs,
-                paragraph_df=p_df,
-                paragraph_length=p_len / paragraphs if paragraphs else 1.0,
-                sentences=sentences,
-                sentence_df=s_df,
-                sentence_length=s_len / sentences if sentences else 1.0,
-            )
+            p_df, s_df, totals = self.library.catalog.term_counts(query)
+            return CollectionStats.of(p_df, s_df, totals)
         if keys is None:
             known = (query >= 0) & (query < len(self._paragraph_df))
             at = np.where(known, query, 0)
-            paragraphs, sentences = int(self._totals[0]), int(self._totals[1])
-            p_len, s_len = float(self._totals[2]), float(self._totals[3])
-            return CollectionStats(
-                paragraphs=int(paragraphs),
-                paragraph_df=np.where(known, self._paragraph_df[at] if len(self._paragraph_df) else 0, 0.0),
-                paragraph_length=float(p_len / paragraphs) if paragraphs else 1.0,
-                sentences=int(sentences),
-                sentence_df=np.where(known, self._sentence_df[at] if len(self._sentence_df) else 0, 0.0),
-                sentence_length=float(s_len / sentences) if sentences else 1.0,
+            return CollectionStats.of(
+                np.where(known, self._paragraph_df[at] if len(self._paragraph_df) else 0, 0.0),
+                np.where(known, self._sentence_df[at] if len(self._sentence_df) else 0, 0.0),
+                (int(self._totals[0]), int(self._totals[1]), float(self._totals[2]), float(self._totals[3])),
             )
-        chosen = [self.articles[k] for k in keys]
         p_df = np.zeros(len(query))
         s_df = np.zeros(len(query))
         paragraphs = sentences = 0
         p_len = s_len = 0.0
-        for data in chosen:
+        for data in (self.articles[k] for k in keys):
             p_df += _lookup(*data.paragraph_df, query)
             s_df += _lookup(*data.sentence_df, query)
             paragraphs += len(data.paragraphs)
             sentences += len(data.sentences)
             p_len += float(data.paragraph_length.sum())
             s_len += float(data.sentence_length.sum())
-        return CollectionStats(
-            paragraphs=paragraphs,
-            paragraph_df=p_df,
-            paragraph_length=p_len / paragraphs if paragraphs else 1.0,
-            sentences=sentences,
-            sentence_df=s_df,
-            sentence_length=s_len / sentences if sentences else 1.0,
-        )
+        return CollectionStats.of(p_df, s_df, (paragraphs, sentences, p_len, s_len))
 
     @property
     def paragraphs(self) -> int:
