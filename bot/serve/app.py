@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hmac
 import html
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -68,7 +69,7 @@ class Service:
     searching: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "citebot-search"))
     adding: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "citebot-add"))
     metrics: Metrics = field(default_factory=Metrics)
-    limiter: RateLimiter | None = None
+    limiter: RateLimiter = field(init=False)
     searcher: Searcher | None = None
     writer: Library | None = None
     failed: str | None = None
@@ -110,12 +111,12 @@ class Service:
             self.writer = open_library(self.settings)
         return self.writer
 
-    def count_library(self) -> None:
-        """Set the library gauges from the catalog (in the search thread)."""
-        searcher = self.ready
-        records = searcher.library.records()
+    def count_library(self) -> int:
+        """Set the library gauges from the catalog (in the search thread); return how many articles it holds."""
+        records = self.ready.library.records()
         self.metrics.articles.set(len(records))
         self.metrics.paragraphs.set(sum(r.paragraphs for r in records))
+        return len(records)
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -141,8 +142,6 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 async def _json_object(request: Request, limit: int) -> dict[str, Any]:
-    import json
-
     raw = await _body(request, limit)
     try:
         value = json.loads(raw.decode("utf-8"))
@@ -158,9 +157,7 @@ def _client(request: Request) -> str:
 
 
 def _limit(request: Request) -> None:
-    service = _service(request)
-    assert service.limiter is not None
-    wait = service.limiter.take(_client(request))
+    wait = _service(request).limiter.take(_client(request))
     if wait:
         raise HTTPError(429, f"too many requests; try again in {wait:.0f} s", "rate_limited")
 
@@ -312,9 +309,8 @@ async def readyz(request: Request) -> Response:
     searcher = service.ready
 
     def job() -> dict[str, Any]:
-        searcher.index  # noqa: B018 - the catalog read and, on Qdrant, the engine reached
-        service.count_library()
-        return {"status": "ready", "articles": len(searcher.library.records()), "engine": searcher.index.engine.name}
+        engine = searcher.index.engine  # the catalog read and, on Qdrant, the engine reached
+        return {"status": "ready", "articles": service.count_library(), "engine": engine.name}
 
     return JSONResponse(await service.search(job, service.settings.api.timeout))
 
