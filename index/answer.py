@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from index.config import MAX_K, MIN_SCORE, TOP_K, UNCERTAIN_SCORE
+from index.config import CONTEXT_REACH, MAX_K, MIN_SCORE, TOP_K, UNCERTAIN_SCORE
 from index.errors import QuestionError
 from index.reading.article import article_label
 from index.reading.clean import normalize
@@ -28,6 +28,7 @@ __all__ = [
     "answer",
     "clean_question",
     "compose",
+    "context_range",
     "not_found",
     "uncertain",
     "verdict",
@@ -42,6 +43,19 @@ MAX_QUESTION_CHARS = 1000
 # back); 0.3 rather than 0.5 keeps held-out SQuAD answerable questions found at 0.90 and more. From
 # UNCERTAIN_SCORE up to MIN_SCORE the verdict is "uncertain": the closest passage is shown as such (README,
 # "How it decides"; python benchmarks/seed.py and citebot eval measure it).
+
+
+def context_range(paragraph: int, paragraphs: int, reach: int = CONTEXT_REACH) -> range:
+    """Return the 1-based numbers of the paragraphs "More context" shows around paragraph ``paragraph`` of an
+    article of ``paragraphs``: it and up to ``reach`` on each side.
+
+    Raises:
+        ValueError: when ``paragraph`` is not one of the article's (1 to ``paragraphs``).
+    """
+    if not 1 <= paragraph <= paragraphs:
+        raise ValueError(f"paragraph {paragraph} is not one of the article's 1 to {paragraphs}")
+    return range(max(1, paragraph - reach), min(paragraphs, paragraph + reach) + 1)
+
 
 #: The three verdicts, from sure to not.
 VERDICTS = ("answered", "uncertain", "unanswered")

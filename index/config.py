@@ -11,6 +11,8 @@ from pathlib import Path
 MAX_K = 20
 #: Passages per answer unless asked otherwise.
 TOP_K = 3
+#: Paragraphs shown on each side of a quote by "More context" (Telegram's button, the page's, the API's route).
+CONTEXT_REACH = 1
 #: Default cut-off of an answer's confidence (a probability): at or above it, answered (see index.answer).
 MIN_SCORE = 0.3
 #: Default lower cut-off: from here up to MIN_SCORE "may not answer" (the closest passage shown), below it "does not".

@@ -239,6 +239,47 @@ async def list_articles(request: Request) -> Response:
     return JSONResponse(await service.search(job, service.settings.api.timeout))
 
 
+def _article_id(request: Request) -> int:
+    raw = request.path_params["article_id"]
+    if not raw.isdigit() or int(raw) < 1:
+        raise HTTPError(422, f"{raw!r} is not an article id (a whole number above 0)", "invalid")
+    return int(raw)
+
+
+async def article_context(request: Request) -> Response:
+    """Return a paragraph of an article with its neighbours (the page's "More context")."""
+    from index.answer import ArticleRef, context_range
+
+    service = _service(request)
+    _limit(request)
+    article_id = _article_id(request)
+    raw = request.query_params.get("paragraph", "")
+    if not raw.isdigit() or int(raw) < 1:
+        raise HTTPError(422, "give the paragraph as ?paragraph=N (a whole number above 0)", "invalid")
+    paragraph = int(raw)
+    searcher = service.ready
+
+    def job() -> dict[str, Any]:
+        data = searcher.articles_index.article(article_id)
+        if data is None:
+            raise HTTPError(404, f"no article with id {article_id} (GET /v1/articles lists them)", "not_found")
+        total = len(data.paragraphs)
+        try:
+            numbers = context_range(paragraph, total)
+        except ValueError as exc:
+            raise HTTPError(422, str(exc), "invalid") from None
+        shown = []
+        for number in numbers:
+            item: dict[str, Any] = {"paragraph": number, "text": data.paragraph_text(number - 1)}
+            if data.pages:
+                item["page"] = data.pages[number - 1]
+            shown.append(item)
+        ref = ArticleRef.of(data.record).to_dict()
+        return {"article": ref, "paragraph": paragraph, "paragraphs": total, "context": shown}
+
+    return JSONResponse(await service.search(job, service.settings.api.timeout))
+
+
 async def add_article(request: Request) -> Response:
     """Add an article (admin): ``{"url": ...}``, or a file's bytes with its name in ``?name=``."""
     from index.reading.fetch import is_web_url
@@ -283,11 +324,8 @@ async def remove_article(request: Request) -> Response:
     service = _service(request)
     _admin(request)
     _limit(request)
-    raw = request.path_params["article_id"]
-    if not raw.isdigit() or int(raw) < 1:
-        raise HTTPError(422, f"{raw!r} is not an article id (a whole number above 0)", "invalid")
+    article_id = _article_id(request)
     service.ready  # noqa: B018 - 503 while the library is not open
-    article_id = int(raw)
 
     def job() -> dict[str, Any]:
         library = service.library_to_write()
@@ -420,6 +458,7 @@ def make_app(service: Service) -> Starlette:
         Route("/v1/articles", list_articles, methods=["GET"]),
         Route("/v1/articles", add_article, methods=["POST"]),
         Route("/v1/articles/{article_id}", remove_article, methods=["DELETE"]),
+        Route("/v1/articles/{article_id}/context", article_context, methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),

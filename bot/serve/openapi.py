@@ -84,6 +84,21 @@ def openapi() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/articles/{article_id}/context": {
+                "get": {
+                    "summary": "A paragraph with the paragraphs around it (the page's More context)",
+                    "parameters": [
+                        {"name": "article_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                        {"name": "paragraph", "in": "query", "required": True, "schema": {"type": "integer"}},
+                    ],
+                    "responses": {
+                        "200": {"description": "`article`, `paragraph`, `paragraphs` and `context`, in order."},
+                        "404": _error("No such article."),
+                        "422": _error("The paragraph is not one of the article's."),
+                        "429": _error("Over the rate limit."),
+                    },
+                }
+            },
             "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "Up."}}}},
             "/readyz": {
                 "get": {

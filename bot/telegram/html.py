@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from bot.telegram.split import MAX_MESSAGE, split_html, utf16_len
-from index.answer import NOT_FOUND, ArticleRef, Passage
+from index.answer import NOT_FOUND, ArticleRef, Passage, context_range
 from index.reading.article import Article
 from index.reading.fetch import is_web_url
 from index.store.catalog import ArticleRecord
@@ -80,7 +80,7 @@ def context_html(article: Article, paragraph: int, highlight: Sequence[tuple[int
     """Return paragraph ``paragraph`` (1-based) with its neighbours before and after, each quoted and placed."""
     total = len(article.paragraphs)
     groups = []
-    for number in range(max(1, paragraph - 1), min(total, paragraph + 1) + 1):
+    for number in context_range(paragraph, total):
         marks = highlight if number == paragraph else ()
         groups.append(f"{quote_html(article.paragraph(number - 1), marks)}\n<i>paragraph {number} of {total}</i>")
     return "\n\n".join(groups)

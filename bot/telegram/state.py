@@ -108,9 +108,7 @@ class BotState:
         searcher = self.ready
 
         def job() -> ArticleData | None:
-            index = searcher.articles_index
-            key = next((k for k, r in index.records.items() if r.id == article_id), None)
-            return None if key is None else index.articles.get(key)
+            return searcher.articles_index.article(article_id)
 
         return await self.search(job)
 

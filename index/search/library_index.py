@@ -375,6 +375,12 @@ class LibraryIndex:
             return self.articles.records
         return {key: data.record for key, data in self.articles.items()}
 
+    def article(self, article_id: int) -> ArticleData | None:
+        """Return the stored text and arrays of the article ``article_id`` (read on demand when lean), or ``None``
+        when the library (at its last refresh) does not hold it."""
+        key = next((k for k, r in self.records.items() if r.id == article_id), None)
+        return None if key is None else self.articles.get(key)
+
     def term_ids(self, terms: list[str]) -> np.ndarray:
         """Return the term ids of ``terms`` (-1 for a term the library does not hold)."""
         known = self.library.catalog.term_ids(terms) if self.lean else self.vocabulary

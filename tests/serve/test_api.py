@@ -115,9 +115,50 @@ def test_a_read_only_server_refuses_to_add_or_remove(api: httpx.Client) -> None:
     assert [a["id"] for a in api.get("/v1/articles").json()] == [1]
 
 
-def test_the_openapi_description_names_every_route(api: httpx.Client) -> None:
-    paths = api.get("/openapi.json").json()["paths"]
-    assert set(paths) == {"/v1/ask", "/v1/articles", "/v1/articles/{article_id}", "/healthz", "/readyz", "/metrics"}
+def test_the_openapi_description_names_every_route_and_method(api: httpx.Client) -> None:
+    from bot.serve.app import Service, make_app
+    from bot.settings import Settings
+
+    described = {
+        (path, method.upper()) for path, item in api.get("/openapi.json").json()["paths"].items() for method in item
+    }
+    served = {
+        (route.path, method)
+        for route in make_app(Service(Settings(), lambda: None)).routes  # type: ignore[arg-type,return-value]
+        for method in getattr(route, "methods", ()) - {"HEAD"}
+        if route.path.startswith("/v1/") or route.path in ("/healthz", "/readyz", "/metrics")
+    }
+    assert described == served
+
+
+def test_more_context_gives_the_paragraph_with_its_neighbours(api: httpx.Client) -> None:
+    top = api.post("/v1/ask", json={"question": QUESTION}).json()["passages"][0]
+    number, total = top["paragraph"], top["paragraphs"]
+    reply = api.get(f"/v1/articles/{top['article']['id']}/context", params={"paragraph": number})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    shown = [p["paragraph"] for p in body["context"]]
+    assert shown == list(range(max(1, number - 1), min(total, number + 1) + 1))
+    assert body["paragraphs"] == total and body["article"] == top["article"]
+    assert next(p["text"] for p in body["context"] if p["paragraph"] == number) == top["text"]
+    assert len({p["text"] for p in body["context"]}) == len(shown)  # each its own paragraph, none repeated
+    first = api.get("/v1/articles/1/context", params={"paragraph": 1}).json()["context"]
+    assert [p["paragraph"] for p in first] == [1, 2]  # no paragraph 0
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/v1/articles/99/context?paragraph=1", 404, "no article with id 99"),
+        ("/v1/articles/1/context?paragraph=0", 422, "?paragraph=N"),
+        ("/v1/articles/1/context", 422, "?paragraph=N"),
+        ("/v1/articles/1/context?paragraph=999", 422, "paragraph 999 is not one of the article's"),
+        ("/v1/articles/x/context?paragraph=1", 422, "is not an article id"),
+    ],
+)
+def test_more_context_errors(api: httpx.Client, path: str, status: int, message: str) -> None:
+    reply = api.get(path)
+    assert reply.status_code == status and message in reply.json()["error"], reply.text
 
 
 def test_the_page_is_served_with_the_verdicts_wording_and_a_strict_policy(api: httpx.Client) -> None:

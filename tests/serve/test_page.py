@@ -1,6 +1,6 @@
 """The page at ``/`` in a real headless browser (Debian's chromium through its chromedriver, Selenium): ask, see
-the quote with its marked sentence, press "Next match", see a refusal said plainly, and markup in an article title
-shown as text. A screenshot is saved in ``test-artifacts/`` for a person to look at."""
+the quote with its marked sentence, press "More context" and "Next match", see a refusal said plainly, and markup
+in an article title shown as text. A screenshot is saved in ``test-artifacts/`` for a person to look at."""
 
 from __future__ import annotations
 
@@ -80,6 +80,7 @@ def _ask(driver, question: str) -> None:  # type: ignore[no-untyped-def]
 
 def test_the_page_quotes_marks_goes_on_refuses_and_shows_markup_as_text(site: httpx.Client, browser) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = browser
     driver.get(str(site.base_url))
@@ -94,12 +95,28 @@ def test_the_page_quotes_marks_goes_on_refuses_and_shows_markup_as_text(site: ht
     assert driver.find_element(By.CSS_SELECTOR, "#quote mark").text == first["text"][start:end]
     assert driver.find_element(By.ID, "quote").text == first["text"]
     assert f"paragraph {first['paragraph']} of {first['paragraphs']}" in driver.find_element(By.ID, "place").text
+
+    driver.find_element(By.ID, "more").click()
+    around = site.get(f"/v1/articles/{first['article']['id']}/context", params={"paragraph": first["paragraph"]})
+    before = [p["text"] for p in around.json()["context"] if p["paragraph"] < first["paragraph"]]
+    after = [p["text"] for p in around.json()["context"] if p["paragraph"] > first["paragraph"]]
+    assert before and after  # the quote is in the middle of the article
+    WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#after p"))
+    shown_before = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#before p")]
+    shown_after = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#after p")]
+    assert [t.rsplit("\n", 1)[0] for t in shown_before] == before  # each paragraph, then where it stands
+    assert [t.rsplit("\n", 1)[0] for t in shown_after] == after
+    assert shown_after[0].endswith(f"paragraph {first['paragraph'] + 1} of {first['paragraphs']}")
+    assert driver.find_element(By.CSS_SELECTOR, "#quote mark").text == first["text"][start:end]  # still marked
+    assert not driver.find_element(By.ID, "more").is_displayed()
     ARTIFACTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / "serve-page.png"))
 
     driver.find_element(By.ID, "next").click()
     second = expected["passages"][1]
     assert driver.find_element(By.ID, "quote").text == second["text"]
+    assert not driver.find_elements(By.CSS_SELECTOR, "#before p, #after p")  # the context was of the first quote
+    assert driver.find_element(By.ID, "more").is_displayed()
 
     _ask(driver, "How long should I boil an egg?")
     assert driver.find_element(By.ID, "said").text == not_found(2)

@@ -30,8 +30,41 @@
     $("title").textContent = p.article.title || p.article.source;
     $("date").textContent = p.article.date ? "· " + p.article.date : "";
     $("place").textContent = "· paragraph " + p.paragraph + " of " + p.paragraphs + (p.page ? ", page " + p.page : "");
+    $("before").replaceChildren();
+    $("after").replaceChildren();
     $("passage").hidden = false;
+    $("more").hidden = p.paragraphs < 2;
     $("next").hidden = shown + 1 >= passages.length;
+  }
+
+  // A paragraph around the quote: its text as text, and where it stands.
+  function paragraphAround(item, total) {
+    const block = document.createElement("p");
+    block.textContent = item.text;
+    const where = document.createElement("small");
+    where.textContent = "paragraph " + item.paragraph + " of " + total + (item.page ? ", page " + item.page : "");
+    block.append(where);
+    return block;
+  }
+
+  async function moreContext() {
+    const p = passages[shown];
+    const url = "/v1/articles/" + p.article.id + "/context?paragraph=" + p.paragraph;
+    try {
+      const response = await fetch(url);
+      const reply = await response.json();
+      if (!response.ok) return fail(reply.error || "citebot could not show more (HTTP " + response.status + ")");
+      const here = reply.context.find((item) => item.paragraph === p.paragraph);
+      if (!here || here.text !== p.text) return fail("The article has changed since this answer; ask again.");
+      for (const item of reply.context) {
+        if (item.paragraph < p.paragraph) $("before").append(paragraphAround(item, reply.paragraphs));
+        if (item.paragraph > p.paragraph) $("after").append(paragraphAround(item, reply.paragraphs));
+      }
+      $("more").hidden = true;
+      $("quote").focus();
+    } catch (error) {
+      fail("citebot cannot be reached; check the connection and ask again");
+    }
   }
 
   function show(reply) {
@@ -51,6 +84,7 @@
       showPassage();
     } else {
       $("passage").hidden = true;
+      $("more").hidden = true;
       $("next").hidden = true;
     }
   }
@@ -79,6 +113,7 @@
       fail("citebot cannot be reached; check the connection and ask again");
     }
   });
+  $("more").addEventListener("click", moreContext);
   $("next").addEventListener("click", () => {
     shown += 1;
     showPassage();
