@@ -23,19 +23,21 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from typing import Any, TypeVar
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.serve.errors import HTTPError
 from bot.serve.limits import RateLimiter
 from bot.serve.metrics import Metrics
 from bot.serve.openapi import openapi
+from bot.serve.probes import NOT_READY, count_library, probe_routes, readiness
 from bot.settings import Settings
 from index.config import MAX_K
 from index.errors import CitebotError, LibraryError, QuestionError
@@ -45,19 +47,6 @@ from index.store.library import Library
 
 log = logging.getLogger("citebot.serve")
 T = TypeVar("T")
-
-#: Said by ``/readyz`` and by the API while the library and the model are still loading.
-NOT_READY = "citebot is still opening the library and loading the model; try again in a few seconds"
-
-
-class HTTPError(Exception):
-    """A request refused: its status and its one-line message."""
-
-    def __init__(self, status: int, message: str, kind: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.kind = kind
 
 
 @dataclass
@@ -85,8 +74,9 @@ class Service:
             raise HTTPError(503, self.failed or NOT_READY, "not_ready")
         return self.searcher
 
-    async def search(self, job: Callable[[], T], timeout: float | None = None) -> T:
-        """Run ``job`` in the search thread; a 503 when it takes over ``timeout`` seconds (it still finishes)."""
+    async def search(self, job: Callable[[], T], timeout: float | None = None, stage: str | None = None) -> T:
+        """Run ``job`` in the search thread; a 503 when it takes over ``timeout`` seconds (it still finishes).
+        The wait is timed as the ``queue`` stage, the job itself as ``stage`` when given."""
         queued = time.perf_counter()
 
         def timed() -> T:
@@ -95,7 +85,8 @@ class Service:
             try:
                 return job()
             finally:
-                self.metrics.latency.labels("answer").observe(time.perf_counter() - started)
+                if stage is not None:
+                    self.metrics.latency.labels(stage).observe(time.perf_counter() - started)
 
         future = asyncio.get_running_loop().run_in_executor(self.searching, timed)
         try:
@@ -110,13 +101,6 @@ class Service:
 
             self.writer = open_library(self.settings)
         return self.writer
-
-    def count_library(self) -> int:
-        """Set the library gauges from the catalog (in the search thread); return how many articles it holds."""
-        records = self.ready.library.records()
-        self.metrics.articles.set(len(records))
-        self.metrics.paragraphs.set(sum(r.paragraphs for r in records))
-        return len(records)
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -196,6 +180,7 @@ async def ask(request: Request) -> Response:
     """Answer a question: the same object ``citebot ask --json`` writes."""
     from index.answer import answer
 
+    started = time.perf_counter()
     service = _service(request)
     _limit(request)
     body = await _json_object(request, service.settings.api.max_body)
@@ -221,8 +206,9 @@ async def ask(request: Request) -> Response:
             uncertain_score=settings.uncertain_score,
         ).to_dict()
 
-    reply = await service.search(job, settings.api.timeout)
+    reply = await service.search(job, settings.api.timeout, stage="answer")
     service.metrics.questions.labels(reply["verdict"]).inc()
+    service.metrics.latency.labels("request").observe(time.perf_counter() - started)
     return JSONResponse(reply)
 
 
@@ -336,31 +322,6 @@ async def remove_article(request: Request) -> Response:
     return JSONResponse(await asyncio.get_running_loop().run_in_executor(service.adding, job))
 
 
-async def healthz(request: Request) -> Response:
-    """Say the process is up."""
-    return JSONResponse({"status": "up"})
-
-
-async def readyz(request: Request) -> Response:
-    """Say whether the library is open, the model loaded and the engine reachable (503 with the reason if not)."""
-    service = _service(request)
-    searcher = service.ready
-
-    def job() -> dict[str, Any]:
-        engine = searcher.index.engine  # the catalog read and, on Qdrant, the engine reached
-        return {"status": "ready", "articles": service.count_library(), "engine": engine.name}
-
-    return JSONResponse(await service.search(job, service.settings.api.timeout))
-
-
-async def metrics(request: Request) -> Response:
-    """The metrics, in Prometheus' text format."""
-    service = _service(request)
-    with contextlib.suppress(HTTPError, CitebotError):
-        await service.search(service.count_library, service.settings.api.timeout)
-    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
 async def openapi_json(request: Request) -> Response:
     """The OpenAPI description of the API."""
     return JSONResponse(openapi())
@@ -450,6 +411,7 @@ def make_app(service: Service) -> Starlette:
             service.searching.shutdown(wait=False, cancel_futures=True)
             service.adding.shutdown(wait=False, cancel_futures=True)
 
+    timeout = service.settings.api.timeout
     routes = [
         Route("/", _static("index.html", "text/html; charset=utf-8")),
         Route("/static/citebot.js", _static("citebot.js", "text/javascript; charset=utf-8")),
@@ -459,9 +421,11 @@ def make_app(service: Service) -> Starlette:
         Route("/v1/articles", add_article, methods=["POST"]),
         Route("/v1/articles/{article_id}", remove_article, methods=["DELETE"]),
         Route("/v1/articles/{article_id}/context", article_context, methods=["GET"]),
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics),
+        *probe_routes(
+            service.metrics,
+            lambda: service.search(partial(readiness, service.ready, service.metrics), timeout),
+            lambda: service.search(partial(count_library, service.ready, service.metrics), timeout),
+        ),
         Route("/openapi.json", openapi_json),
     ]
     handlers = {HTTPError: _error, CitebotError: _error, StarletteHTTPException: _error, Exception: _error}

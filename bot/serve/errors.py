@@ -1,0 +1,13 @@
+"""The refusal every route of ``citebot serve`` (and the Telegram bot's probe port) answers with."""
+
+from __future__ import annotations
+
+
+class HTTPError(Exception):
+    """A request refused: its status, its one-line message and its kind (the ``citebot_errors_total`` label)."""
+
+    def __init__(self, status: int, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.kind = kind
