@@ -1,4 +1,4 @@
-"""The refusal every route of ``citebot serve`` (and the Telegram bot's probe port) answers with."""
+"""The refusal every route of ``citebot serve`` answers with: a status, a one-line message and a kind."""
 
 from __future__ import annotations
 
