@@ -49,6 +49,8 @@ class TelegramSettings:
         unauthorized_exit_seconds: how long Telegram may refuse the token before the bot exits with code 2.
         shutdown_seconds: how long SIGTERM / Ctrl-C waits for replies in progress.
         local_files_dir: a local Bot API server's working directory; files are read from disk only under it.
+        metrics_port: the port of the bot's ``/healthz``, ``/readyz`` and ``/metrics``; ``None``: not served.
+        metrics_listen: the address they are served on.
     """
 
     token: str | None = field(default=None, repr=False)
@@ -67,6 +69,8 @@ class TelegramSettings:
     unauthorized_exit_seconds: float = 120.0
     shutdown_seconds: float = 10.0
     local_files_dir: Path | None = None
+    metrics_port: int | None = None
+    metrics_listen: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,8 @@ def _telegram_settings(get: Getter, values: Mapping[str, str], default: Telegram
         ),
         shutdown_seconds=get("TELEGRAM_SHUTDOWN_SECONDS", _float_in(0.0, 600.0), default.shutdown_seconds),
         local_files_dir=get("TELEGRAM_LOCAL_FILES_DIR", _directory, default.local_files_dir),
+        metrics_port=get("TELEGRAM_METRICS_PORT", _int_in(1, 65535), default.metrics_port),
+        metrics_listen=get("TELEGRAM_METRICS_LISTEN", str, default.metrics_listen),
     )
 
 

@@ -79,6 +79,7 @@ EXAMPLES = {
     "TELEGRAM_WEBHOOK_URL",
     "TELEGRAM_WEBHOOK_SECRET",
     "TELEGRAM_LOCAL_FILES_DIR",
+    "TELEGRAM_METRICS_PORT",
 }
 #: Examples that name a directory of the reader's machine: checked with one that exists here instead.
 DIRECTORIES = {"TELEGRAM_LOCAL_FILES_DIR"}

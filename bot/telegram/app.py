@@ -47,6 +47,8 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.serve.metrics import Metrics
+from bot.serve.probes import ProbeServer, probe_app
 from bot.settings import Settings
 from bot.telegram import ask, library
 from bot.telegram.chats import STATE_FILE, ChatState
@@ -104,6 +106,7 @@ async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await update.inline_query.answer([], cache_time=0, is_personal=True)
     elif first and message is not None:
         await send(message, html.escape(REFUSAL))
+    state.metrics.errors.labels("not_allowed").inc()
     log.info("refused user %s", user.id if user else "?")
     raise ApplicationHandlerStop
 
@@ -142,6 +145,7 @@ def _speaks_to_bot(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log a failed update, then tell the user briefly that it failed (unless Telegram cannot be reached)."""
     error = context.error
+    bot_state(context).metrics.errors.labels(error_kind(error)).inc()
     chat = update.effective_chat if isinstance(update, Update) else None
     if isinstance(error, TelegramError) and unreachable(error) and chat is not None:
         bot_state(context).cannot_reach(chat.id, error)  # one line; an apology could not be delivered either
@@ -168,6 +172,19 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             await update.inline_query.answer([], cache_time=0)
         elif update.effective_message is not None:
             await send(update.effective_message, html.escape(apology))
+
+
+def error_kind(error: BaseException | None) -> str:
+    """Return the ``citebot_errors_total`` kind of an update that failed with ``error``."""
+    if isinstance(error, EngineError):
+        return "engine"
+    if isinstance(error, TelegramError) and unreachable(error):
+        return "chat_unreachable"
+    if isinstance(error, (NetworkError, InvalidToken)) and not isinstance(error, BadRequest):
+        return "telegram_unreachable"
+    if isinstance(error, TelegramError):
+        return "telegram"
+    return "internal"
 
 
 def rate_notice(update: Update) -> Coroutine[Any, Any, Any] | None:
@@ -274,7 +291,7 @@ async def _examples(state: BotState) -> tuple[str, ...]:
         if len(examples) == 3:
             break
         try:
-            if (await state.ask(candidate)).found:
+            if (await state.ask(candidate, counted=False)).found:
                 examples.append(candidate)
         except EngineError:
             return ()  # the engine is down (logged once at start): /help goes without examples
@@ -350,7 +367,11 @@ def build_application(
     base_url = settings.telegram.api_url
     token = token or TokenWatch(settings.telegram.unauthorized_exit_seconds)
     limit = UserLimit(settings.telegram.user_burst, settings.telegram.user_per_minute)
-    scheduler = FairScheduler(settings.telegram.workers, settings.telegram.chat_queue, limit, rate_notice, queue_notice)
+    metrics = Metrics()
+    dropped = lambda kind: metrics.errors.labels(kind).inc()  # noqa: E731
+    scheduler = FairScheduler(
+        settings.telegram.workers, settings.telegram.chat_queue, limit, rate_notice, queue_notice, dropped
+    )
     builder = (
         ApplicationBuilder()
         .token(settings.telegram.token)
@@ -371,10 +392,21 @@ def build_application(
         searching=ThreadPoolExecutor(max_workers=1, thread_name_prefix="citebot-search"),
         adding=ThreadPoolExecutor(max_workers=1, thread_name_prefix="citebot-add"),
         chats=chats,
+        metrics=metrics,
     )
     application.bot_data["citebot_article"] = article_path
     add_handlers(application)
     return application
+
+
+def probe_server(state: BotState) -> ProbeServer | None:
+    """Return the server of the bot's ``/healthz``, ``/readyz`` and ``/metrics`` (``None`` without
+    ``TELEGRAM_METRICS_PORT``)."""
+    telegram = state.settings.telegram
+    if telegram.metrics_port is None:
+        return None
+    app = probe_app(state.metrics, state.readiness, state.count_library)
+    return ProbeServer(app, telegram.metrics_listen, telegram.metrics_port, "TELEGRAM_METRICS_PORT")
 
 
 def run_bot(settings: Settings, article_path: Path | None = None) -> int:
@@ -410,7 +442,12 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
     scheduler = application.update_processor
     assert isinstance(scheduler, FairScheduler)
 
+    state: BotState = application.bot_data["citebot"]
+    probes = probe_server(state)
+
     async def start() -> None:
+        if probes is not None:
+            await probes.start()  # /healthz answers at once, /readyz once the library is loaded
         await _startup(application)
         updater = application.updater
         assert updater is not None
@@ -427,10 +464,17 @@ def run_bot(settings: Settings, article_path: Path | None = None) -> int:
         secret = telegram.webhook_secret or secrets.token_urlsafe(32)
         where = (telegram.webhook_url, telegram.webhook_listen, telegram.webhook_port)
         webhook = Webhook(*where, secret, application.bot, application.update_queue)
-    try:
-        state: BotState = application.bot_data["citebot"]
+
+    async def run() -> None:
         shutdown = settings.telegram.shutdown_seconds
-        asyncio.run(serve(application, start, scheduler, token_watch, shutdown, webhook, state.stopping.set))
+        try:
+            await serve(application, start, scheduler, token_watch, shutdown, webhook, state.stopping.set)
+        finally:
+            if probes is not None:
+                await probes.stop()
+
+    try:
+        asyncio.run(run())
     except TelegramError as exc:
         raise CitebotError(f"the Telegram bot stopped: {redactor.redact(str(exc))}") from None
     return 0

@@ -220,9 +220,11 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         file = await context.bot.get_file(document.file_id)
         data = await download(context.bot, file.file_path, state.settings.telegram.local_files_dir)
     except CitebotError as exc:
+        state.metrics.fetches_refused.inc()
         await _outcome(status, html.escape(f"Not added: could not download {shown}: {_sentence(str(exc))}"))
         return
     except TelegramError as exc:
+        state.metrics.fetches_refused.inc()
         await _outcome(status, html.escape(f"Not added: could not download {shown} ({exc})."))
         return
     except Exception as exc:  # never leave the status message on "Downloading…"
@@ -349,6 +351,7 @@ async def _add(
     A shutdown stops the addition at its next safe point (nothing of it stored), and ``status`` says so.
     """
     loop = asyncio.get_running_loop()
+    loaded: Loaded | None = None
     try:
         loaded = await loop.run_in_executor(state.adding, read)
         count, label = len(loaded.article.paragraphs), html.escape(safe_line(loaded.article.label))
@@ -362,6 +365,8 @@ async def _add(
         await _outcome(status, html.escape(f"Not added: {shown}: {SHUTTING_DOWN}"))
         return
     except CitebotError as exc:
+        if loaded is None:  # the URL or the file was refused (not the indexing)
+            state.metrics.fetches_refused.inc()
         reason = safe_line(error_reason(exc, *sources), limit=None)
         await _outcome(status, html.escape(f"Not added: {shown}: {_sentence(reason)}"))
         return

@@ -99,8 +99,11 @@ class FairScheduler(BaseUpdateProcessor):
         limit: UserLimit,
         notice: Notice | None = None,
         overflow: Notice | None = None,
+        dropped: Callable[[str], None] = lambda kind: None,
     ) -> None:
         super().__init__(UNBOUNDED)
+        #: Told of every update dropped, by why: ``"rate_limited"`` (its user) or ``"queue_full"`` (its chat).
+        self.dropped = dropped
         self.workers = workers
         self.chat_queue = chat_queue
         self.limit = limit
@@ -146,6 +149,7 @@ class FairScheduler(BaseUpdateProcessor):
         queue = self._queues.setdefault(key, deque())
         if len(queue) >= self.chat_queue:
             _discard(coroutine)
+            self.dropped("queue_full")
             if key not in self._dropped:
                 log.warning("chat %s has %d updates waiting: dropping new ones until it catches up", key, len(queue))
                 self._tell_overflow(update)
@@ -180,6 +184,7 @@ class FairScheduler(BaseUpdateProcessor):
         if bucket is None:
             return coroutine
         _discard(coroutine)
+        self.dropped("rate_limited")
         if bucket.noticed:
             return None
         bucket.noticed = True

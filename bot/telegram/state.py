@@ -26,6 +26,9 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, ChatMigrated, TelegramError
 from telegram.ext import ContextTypes
 
+from bot.serve.errors import HTTPError
+from bot.serve.metrics import Metrics
+from bot.serve.probes import NOT_READY, count_library, readiness
 from bot.settings import Settings
 from bot.telegram.chats import ChatState
 from bot.telegram.html import entity_text
@@ -67,6 +70,8 @@ class BotState:
     unreachable: dict[int, float] = field(default_factory=dict)
     #: Set when the bot starts shutting down: an addition in progress stops at its next safe point.
     stopping: threading.Event = field(default_factory=threading.Event)
+    #: What ``TELEGRAM_METRICS_PORT`` serves: questions by verdict, latency, errors by kind, fetches refused.
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def ready(self) -> Searcher:
@@ -75,12 +80,25 @@ class BotState:
             raise RuntimeError("the library is not loaded yet")
         return self.searcher
 
-    async def search(self, job: Callable[[], T]) -> T:
-        """Run ``job`` (a model or search call) in the one search thread, off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.searching, job)
+    async def search(self, job: Callable[[], T], stage: str | None = None) -> T:
+        """Run ``job`` (a model or search call) in the one search thread, off the event loop. The wait is timed
+        as the ``queue`` stage, the job itself as ``stage`` when given."""
+        latency, queued = self.metrics.latency, time.perf_counter()
 
-    async def ask(self, question: str, k: int = 1, scope: Sequence[int] | None = None) -> Answer:
-        """Answer ``question`` with ``k`` passages from ``scope`` (``None``: the whole library)."""
+        def timed() -> T:
+            latency.labels("queue").observe(time.perf_counter() - queued)
+            started = time.perf_counter()
+            try:
+                return job()
+            finally:
+                if stage is not None:
+                    latency.labels(stage).observe(time.perf_counter() - started)
+
+        return await asyncio.get_running_loop().run_in_executor(self.searching, timed)
+
+    async def ask(self, question: str, k: int = 1, scope: Sequence[int] | None = None, counted: bool = True) -> Answer:
+        """Answer ``question`` with ``k`` passages from ``scope`` (``None``: the whole library); ``counted``: a
+        user's question (counted by verdict in the metrics), not one the bot asks itself."""
         searcher = self.ready
         job = partial(
             answer,
@@ -91,7 +109,22 @@ class BotState:
             scope=scope,
             uncertain_score=self.settings.uncertain_score,
         )
-        return await self.search(job)
+        reply = await self.search(job, stage="answer" if counted else None)
+        if counted:
+            self.metrics.questions.labels(reply.verdict).inc()
+        return reply
+
+    async def readiness(self) -> dict[str, object]:
+        """Return ``/readyz``'s body; raises a 503 :class:`HTTPError` while start-up has not loaded the library."""
+        if self.searcher is None:
+            raise HTTPError(503, NOT_READY, "not_ready")
+        return await self.search(partial(readiness, self.searcher, self.metrics))
+
+    async def count_library(self) -> int:
+        """Bring the library gauges up to date (before a scrape of ``/metrics``); return the articles."""
+        if self.searcher is None:
+            raise HTTPError(503, NOT_READY, "not_ready")
+        return await self.search(partial(count_library, self.searcher, self.metrics))
 
     async def records(self, ids: Sequence[int] | None = None) -> list[ArticleRecord]:
         """Return the library's articles (all, or those of ``ids`` that exist), up to date."""
