@@ -75,6 +75,12 @@ def check_data_dir(data_dir: Path, create: bool = True) -> Path:
     """
     data_dir = Path(data_dir).expanduser()
     where, fix = f"data directory {data_dir}", "set CITEBOT_DATA_DIR to a writable directory"
+    try:
+        os.stat(data_dir)
+    except PermissionError:  # a folder above it may not be entered (Path.exists raises this too)
+        raise DataDirError(f"{where} cannot be reached (permission denied on a folder above it); {fix}") from None
+    except OSError:
+        pass  # missing, or under a file: said below
     if data_dir.exists() and not data_dir.is_dir():
         raise DataDirError(f"{where} is a file, not a directory; {fix}")
     probe_dir = data_dir
@@ -172,8 +178,11 @@ class Library:
 
     @staticmethod
     def exists(data_dir: Path) -> bool:
-        """Return whether ``data_dir`` holds a library."""
-        return (Path(data_dir).expanduser() / CATALOG).is_file()
+        """Return whether ``data_dir`` holds a library (``False`` when it cannot be looked into)."""
+        try:
+            return (Path(data_dir).expanduser() / CATALOG).is_file()
+        except OSError:  # a folder on the way that may not be entered (is_file raises PermissionError)
+            return False
 
     def close(self) -> None:
         """Close the catalog."""

@@ -87,6 +87,25 @@ def test_read_only_data_dir_is_one_line(run_citebot, tmp_path: Path) -> None:
     _one_error_line(result, 2, f"data directory {data_dir} is not writable", "CITEBOT_DATA_DIR")
 
 
+def test_a_data_dir_under_a_folder_that_cannot_be_entered_is_one_line(tmp_path: Path) -> None:
+    """Found running the image's user against a root-owned folder: ``Path.exists`` raised PermissionError."""
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    data_dir = closed / "data"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
+    environment.update(CITEBOT_DATA_DIR=str(data_dir), CITEBOT_MODEL="/no/such/model", NO_COLOR="1", HOME="/")
+    command = [CITEBOT, "ask", QUESTION]
+    if os.geteuid() == 0:  # root enters any folder: run as nobody, to whom the folder is closed
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", *command]
+    else:
+        closed.chmod(0)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=environment, cwd="/", timeout=120)
+    finally:
+        closed.chmod(0o700)
+    _one_error_line(result, 2, f"data directory {data_dir} cannot be reached (permission denied", "CITEBOT_DATA_DIR")
+
+
 # --- pipes and standard streams -------------------------------------------------------------------------------------
 
 
