@@ -77,18 +77,7 @@ class Service:
     async def search(self, job: Callable[[], T], timeout: float | None = None, stage: str | None = None) -> T:
         """Run ``job`` in the search thread; a 503 when it takes over ``timeout`` seconds (it still finishes).
         The wait is timed as the ``queue`` stage, the job itself as ``stage`` when given."""
-        queued = time.perf_counter()
-
-        def timed() -> T:
-            self.metrics.latency.labels("queue").observe(time.perf_counter() - queued)
-            started = time.perf_counter()
-            try:
-                return job()
-            finally:
-                if stage is not None:
-                    self.metrics.latency.labels(stage).observe(time.perf_counter() - started)
-
-        future = asyncio.get_running_loop().run_in_executor(self.searching, timed)
+        future = asyncio.get_running_loop().run_in_executor(self.searching, self.metrics.timed(job, stage))
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:

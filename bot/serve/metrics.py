@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+T = TypeVar("T")
 
 #: Latency buckets in seconds: a question answers in tens of milliseconds, an add in seconds.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -28,3 +34,19 @@ class Metrics:
         )
         self.articles = Gauge("citebot_articles", "Articles in the library.", registry=r)
         self.paragraphs = Gauge("citebot_paragraphs", "Paragraphs in the library.", registry=r)
+
+    def timed(self, job: Callable[[], T], stage: str | None = None) -> Callable[[], T]:
+        """Return ``job`` timed for a worker thread: from now until it starts as the ``queue`` stage, and itself as
+        ``stage`` when given."""
+        queued = time.perf_counter()
+
+        def run() -> T:
+            self.latency.labels("queue").observe(time.perf_counter() - queued)
+            started = time.perf_counter()
+            try:
+                return job()
+            finally:
+                if stage is not None:
+                    self.latency.labels(stage).observe(time.perf_counter() - started)
+
+        return run

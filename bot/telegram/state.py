@@ -83,18 +83,7 @@ class BotState:
     async def search(self, job: Callable[[], T], stage: str | None = None) -> T:
         """Run ``job`` (a model or search call) in the one search thread, off the event loop. The wait is timed
         as the ``queue`` stage, the job itself as ``stage`` when given."""
-        latency, queued = self.metrics.latency, time.perf_counter()
-
-        def timed() -> T:
-            latency.labels("queue").observe(time.perf_counter() - queued)
-            started = time.perf_counter()
-            try:
-                return job()
-            finally:
-                if stage is not None:
-                    latency.labels(stage).observe(time.perf_counter() - started)
-
-        return await asyncio.get_running_loop().run_in_executor(self.searching, timed)
+        return await asyncio.get_running_loop().run_in_executor(self.searching, self.metrics.timed(job, stage))
 
     async def ask(self, question: str, k: int = 1, scope: Sequence[int] | None = None, counted: bool = True) -> Answer:
         """Answer ``question`` with ``k`` passages from ``scope`` (``None``: the whole library); ``counted``: a
