@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from index.analysis.embed import Embedder
-from index.answer import not_found
+from index.answer import not_found, uncertain
 from index.config import IndexConfig
 from index.reading.article import article_from_paragraphs
 from index.store.library import Library
@@ -127,3 +127,21 @@ def test_the_page_quotes_marks_goes_on_refuses_and_shows_markup_as_text(site: ht
     assert title.text == TITLE  # the markup is text: no image, no bold, nothing run
     assert not title.find_elements(By.CSS_SELECTOR, "img, b")
     assert driver.title == "citebot"
+
+    # Asking one article: the chooser lists the library (titles as text), and the answer is the API's within it.
+    from selenium.webdriver.support.ui import Select
+
+    records = site.get("/v1/articles").json()
+    harbour = next(r for r in records if r["title"] == TITLE)
+    scope = Select(driver.find_element(By.ID, "scope"))
+    assert [o.text for o in scope.options] == ["every article", *(f"{r['id']}. {r['title']}" for r in records)]
+    scope.select_by_value(str(harbour["id"]))
+    question = "Which two roads meet at Saraqeb?"
+    _ask(driver, question)
+    within = site.post("/v1/ask", json={"question": question, "k": 3, "in": [harbour["id"]]}).json()
+    assert within["verdict"] != "answered" and all(p["article"]["id"] == harbour["id"] for p in within["passages"])
+    said = {"unanswered": not_found(1), "uncertain": uncertain(1)}[within["verdict"]]
+    assert driver.find_element(By.ID, "said").text == said  # said of one article, as the console says it
+    if within["verdict"] == "uncertain":
+        assert driver.find_element(By.ID, "quote").text == within["passages"][0]["text"]
+    assert not driver.find_elements(By.CSS_SELECTOR, "#scope option img, #scope option b")

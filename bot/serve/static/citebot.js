@@ -9,7 +9,7 @@
   let shown = 0;
 
   function phrase(kind) {
-    const many = articles === 1 ? "One" : "Many";
+    const many = articles === 1 || $("scope").value ? "One" : "Many";
     return said[kind + many];
   }
 
@@ -99,12 +99,13 @@
   $("ask").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("answer").setAttribute("aria-busy", "true");
-    const question = $("question").value;
+    const asked = { question: $("question").value, k: 3 };
+    if ($("scope").value) asked.in = [Number($("scope").value)];
     try {
       const response = await fetch("/v1/ask", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ question: question, k: 3 }),
+        body: JSON.stringify(asked),
       });
       const reply = await response.json();
       if (!response.ok) return fail(reply.error || "citebot could not answer (HTTP " + response.status + ")");
@@ -124,5 +125,10 @@
     articles = list.length || 1;
     if (list.length === 1) $("library").textContent = list[0].title || "the article";
     else if (list.length > 1) $("library").textContent = "a library of " + list.length + " articles";
+    if (list.length > 1) {
+      // new Option(text, value) sets the title as text, never as markup.
+      for (const a of list) $("scope").append(new Option(a.id + ". " + (a.title || a.source), String(a.id)));
+      $("scope-row").hidden = false;
+    }
   }).catch(() => {});
 })();
