@@ -144,21 +144,22 @@ def _speaks_to_bot(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log a failed update, then tell the user briefly that it failed (unless Telegram cannot be reached)."""
-    error = context.error
-    bot_state(context).metrics.errors.labels(error_kind(error)).inc()
+    error, kind = context.error, error_kind(context.error)
+    bot_state(context).metrics.errors.labels(kind).inc()
     chat = update.effective_chat if isinstance(update, Update) else None
-    if isinstance(error, TelegramError) and unreachable(error) and chat is not None:
+    if kind == "chat_unreachable" and chat is not None:
+        assert isinstance(error, TelegramError)
         bot_state(context).cannot_reach(chat.id, error)  # one line; an apology could not be delivered either
         return
     if isinstance(error, ChatMigrated):  # answers follow the group (see send); this was an edit of its old messages
         where = chat.id if chat is not None else "?"
         log.warning("handling an update failed: chat %s is now the supergroup %s", where, error.new_chat_id)
         return
-    if isinstance(error, (NetworkError, InvalidToken)) and not isinstance(error, BadRequest):
+    if kind == "telegram_unreachable":
         log.error("handling an update failed: Telegram could not be reached: %s", describe(error))
         return  # the give-up is logged; an apology would wait out the same outage
     apology = SORRY
-    if isinstance(error, EngineError):  # the engine is down or refusing: one line, said to the asker plainly
+    if kind == "engine":  # the engine is down or refusing: one line, said to the asker plainly
         log.warning("handling an update failed: %s", error)
         apology = SEARCH_UNAVAILABLE
     else:
@@ -175,7 +176,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def error_kind(error: BaseException | None) -> str:
-    """Return the ``citebot_errors_total`` kind of an update that failed with ``error``."""
+    """Return the kind of failure ``error`` is: how :func:`on_error` handles it, and its ``citebot_errors_total``
+    label (``engine``, ``chat_unreachable``, ``telegram_unreachable``, ``telegram`` or ``internal``)."""
     if isinstance(error, EngineError):
         return "engine"
     if isinstance(error, TelegramError) and unreachable(error):

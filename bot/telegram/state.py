@@ -103,17 +103,20 @@ class BotState:
             self.metrics.questions.labels(reply.verdict).inc()
         return reply
 
-    async def readiness(self) -> dict[str, object]:
-        """Return ``/readyz``'s body; raises a 503 :class:`HTTPError` while start-up has not loaded the library."""
+    @property
+    def probed(self) -> Searcher:
+        """The searcher, for the probes; raises a 503 :class:`HTTPError` while start-up has not loaded it."""
         if self.searcher is None:
             raise HTTPError(503, NOT_READY, "not_ready")
-        return await self.search(partial(readiness, self.searcher, self.metrics))
+        return self.searcher
+
+    async def readiness(self) -> dict[str, object]:
+        """Return ``/readyz``'s body (a 503 :class:`HTTPError` before the library is loaded)."""
+        return await self.search(partial(readiness, self.probed, self.metrics))
 
     async def count_library(self) -> int:
         """Bring the library gauges up to date (before a scrape of ``/metrics``); return the articles."""
-        if self.searcher is None:
-            raise HTTPError(503, NOT_READY, "not_ready")
-        return await self.search(partial(count_library, self.searcher, self.metrics))
+        return await self.search(partial(count_library, self.probed, self.metrics))
 
     async def records(self, ids: Sequence[int] | None = None) -> list[ArticleRecord]:
         """Return the library's articles (all, or those of ``ids`` that exist), up to date."""

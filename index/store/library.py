@@ -25,6 +25,7 @@ import errno
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -76,12 +77,12 @@ def check_data_dir(data_dir: Path, create: bool = True) -> Path:
     data_dir = Path(data_dir).expanduser()
     where, fix = f"data directory {data_dir}", "set CITEBOT_DATA_DIR to a writable directory"
     try:
-        os.stat(data_dir)
+        found: os.stat_result | None = os.stat(data_dir)
     except PermissionError:  # a folder above it may not be entered (Path.exists raises this too)
         raise DataDirError(f"{where} cannot be reached (permission denied on a folder above it); {fix}") from None
     except OSError:
-        pass  # missing, or under a file: said below
-    if data_dir.exists() and not data_dir.is_dir():
+        found = None  # missing, or under a file: said below
+    if found is not None and not stat.S_ISDIR(found.st_mode):
         raise DataDirError(f"{where} is a file, not a directory; {fix}")
     probe_dir = data_dir
     if create:
